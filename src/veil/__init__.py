@@ -1,3 +1,109 @@
-"""veil: find every face and make it unrecognizable."""
+"""veil: find every face in images, video and RGB-D data and make it unrecognizable.
+
+The curated public API; everything else lives in private-by-convention modules.
+
+>>> import veil
+>>> from skimage import data
+>>> out = veil.anonymize_image(data.astronaut())
+>>> out.shape
+(512, 512, 3)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
 
 __version__ = "0.1.0"
+
+from veil.anonymize.base import ANONYMIZERS, Anonymizer  # noqa: E402
+from veil.config import (  # noqa: E402
+    AnonymizerConfig,
+    DetectorConfig,
+    MaskConfig,
+    OutputConfig,
+    RunConfig,
+)
+from veil.detect.base import DETECTORS, Detector  # noqa: E402
+from veil.errors import (  # noqa: E402
+    BackendError,
+    ConfigError,
+    InputError,
+    MissingExtraError,
+    OutputError,
+    VeilError,
+)
+from veil.mask import Masker, Region  # noqa: E402
+from veil.pipeline import Pipeline, Result  # noqa: E402
+from veil.types import Faces, Frame  # noqa: E402
+
+__all__ = [
+    "ANONYMIZERS",
+    "DETECTORS",
+    "Anonymizer",
+    "AnonymizerConfig",
+    "BackendError",
+    "ConfigError",
+    "Detector",
+    "DetectorConfig",
+    "Faces",
+    "Frame",
+    "InputError",
+    "MaskConfig",
+    "Masker",
+    "MissingExtraError",
+    "OutputConfig",
+    "OutputError",
+    "Pipeline",
+    "Region",
+    "Result",
+    "RunConfig",
+    "VeilError",
+    "__version__",
+    "anonymize_image",
+    "detect_faces",
+]
+
+_PIPELINES: dict[str, Pipeline] = {}
+
+
+def _pipeline(config: RunConfig) -> Pipeline:
+    # models load once per distinct config; repeated calls reuse them
+    key = json.dumps(config.to_dict(), sort_keys=True, default=str)
+    if key not in _PIPELINES:
+        _PIPELINES[key] = Pipeline.from_config(config)
+    return _PIPELINES[key]
+
+
+def anonymize_image(
+    image: np.ndarray,
+    *,
+    method: str = "gaussian",
+    detector: str = "centerface",
+    strength: float = 1.0,
+    threshold: float | None = None,
+    mask: str = "ellipse",
+    mask_scale: float = 1.3,
+    seed: int | None = None,
+    config: RunConfig | None = None,
+) -> np.ndarray:
+    """Return a copy of ``image`` (RGB ``uint8 (H, W, 3)``) with every face anonymized.
+
+    Pass either the keyword shortcuts or a whole :class:`RunConfig`. The input array is
+    never modified. Raises :class:`VeilError` subclasses on bad input or backend failure.
+    """
+    if config is None:
+        config = RunConfig(
+            detector=DetectorConfig(name=detector, threshold=threshold),
+            mask=MaskConfig(shape=mask, scale=mask_scale),
+            anonymizer=AnonymizerConfig(method=method, strength=strength, seed=seed),
+        )
+    return _pipeline(config).process(image).image
+
+
+def detect_faces(image: np.ndarray, *, detector: str = "centerface", **options: Any) -> Faces:
+    """Detect faces in an RGB ``uint8 (H, W, 3)`` image with the named detector."""
+    config = RunConfig(detector=DetectorConfig(name=detector, options=options))
+    return _pipeline(config).detect(image)

@@ -197,7 +197,7 @@ class Faces:
                 "score": round(float(self.scores[i]), 4),  # type: ignore[index]
             }
             if self.landmarks is not None:
-                rec["landmarks"] = np.round(self.landmarks[i], 2).tolist()
+                rec["landmarks"] = np.round(self.landmarks[i].astype(np.float64), 2).tolist()
             if self.track_id is not None:
                 rec["track_id"] = int(self.track_id[i])
             records.append(rec)

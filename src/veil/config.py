@@ -1,0 +1,111 @@
+"""Run configuration: frozen dataclasses built once (by the CLI, the API or the service)
+and passed whole to :class:`~veil.pipeline.Pipeline` and the runners."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from veil.errors import ConfigError
+
+__all__ = ["AnonymizerConfig", "DetectorConfig", "MaskConfig", "OutputConfig", "RunConfig"]
+
+
+def _frozen(options: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(options))
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Which detector and its options (``threshold`` is shared by all detectors)."""
+
+    name: str = "centerface"
+    threshold: float | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "options", _frozen(self.options))
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise ConfigError(f"detector threshold must be within [0, 1], got {self.threshold}")
+
+    def kwargs(self) -> dict[str, Any]:
+        out = dict(self.options)
+        if self.threshold is not None:
+            out["threshold"] = self.threshold
+        return out
+
+
+@dataclass(frozen=True)
+class MaskConfig:
+    """Region shape around each face (see :class:`veil.mask.Masker`)."""
+
+    shape: str = "ellipse"
+    scale: float = 1.3
+    feather: float = 0.0
+
+
+@dataclass(frozen=True)
+class AnonymizerConfig:
+    """Which anonymization method, how strong, and its extra options."""
+
+    method: str = "gaussian"
+    strength: float = 1.0
+    seed: int | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "options", _frozen(self.options))
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """How results are written."""
+
+    keep_metadata: bool = False
+    jpeg_quality: int = 95
+    overwrite: bool = False
+    report: bool = False
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ConfigError(f"jpeg quality must be within [1, 100], got {self.jpeg_quality}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one run needs."""
+
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    anonymizer: AnonymizerConfig = field(default_factory=AnonymizerConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    workers: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (for audit files and settings files)."""
+
+        def plain(value: Any) -> Any:
+            if isinstance(value, Mapping):
+                return {k: plain(v) for k, v in value.items()}
+            return value
+
+        return plain(dataclasses.asdict(self))  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ConfigError``."""
+        parts = {"detector": DetectorConfig, "mask": MaskConfig,
+                 "anonymizer": AnonymizerConfig, "output": OutputConfig}
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            try:
+                kwargs[key] = parts[key](**value) if key in parts else value
+            except TypeError as exc:
+                raise ConfigError(f"settings section {key!r}: {exc}") from exc
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:
+            raise ConfigError(f"settings: {exc}") from exc

