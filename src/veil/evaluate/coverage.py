@@ -155,12 +155,13 @@ def face_coverage(changed: np.ndarray, box_xywh: Sequence[float], *, closing: bo
 
 
 def outside_change(changed: np.ndarray, boxes_xywh: Any, ignore_xywh: Any = ()) -> float:
-    """Share (0-1) of the *outside area* whose pixels changed.
+    """Share (0-1) of the image's pixels that changed outside the faces.
 
     The outside area is the image minus every face box and every ignore box, each grown by
     half its size on every side (2x width and height about its centre, every pixel it touches
-    excluded). The result is ``changed outside pixels / outside pixels``, 0.0 when nothing is
-    outside. It measures collateral damage: a tool blurring the whole image scores 1.0.
+    excluded). The result is ``changed outside pixels / image pixels``, as the foundation
+    issue defines it. It measures collateral damage from false detections and from masks
+    spilling beyond the face.
     """
     _check_changed(changed)
     inside = np.zeros(changed.shape, dtype=bool)
@@ -168,9 +169,7 @@ def outside_change(changed: np.ndarray, boxes_xywh: Any, ignore_xywh: Any = ()) 
         for x, y, w, h in _as_boxes(boxes, name):
             rows, cols = _window((x - w / 2, y - h / 2, 2 * w, 2 * h), 0, changed.shape)
             inside[rows, cols] = True
-    outside = ~inside
-    n_outside = int(outside.sum())
-    return float((changed & outside).sum() / n_outside) if n_outside else 0.0
+    return float((changed & ~inside).sum() / changed.size)
 
 
 def size_bin(height: float) -> str:

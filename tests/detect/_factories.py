@@ -1,0 +1,81 @@
+"""Test inputs built from images packaged with scikit-image (no binary fixtures)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import skimage.data
+
+from veil.boxes import box_iou
+from veil.types import Faces
+
+#: the astronaut's face in ``skimage.data.astronaut()`` (512 x 512), ``x0, y0, x1, y1``
+ASTRONAUT_FACE = np.array([176, 66, 272, 162], np.float32)
+
+
+def face_on_canvas(
+    *,
+    scale: float = 0.5,
+    offset: tuple[int, int] = (40, 0),
+    canvas: tuple[int, int] = (240, 320),
+    mirror: bool = False,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The astronaut photo scaled by ``scale``, pasted with its top-left corner at
+    ``offset (x, y)`` (may be negative: the photo is cropped) into uniform noise of
+    ``canvas (H, W)``, optionally mirrored left-right first.
+
+    Returns ``(image uint8 (H, W, 3) RGB, face box xyxy float32 (4,))``.
+    """
+    photo = skimage.data.astronaut()
+    face = ASTRONAUT_FACE.copy()
+    if mirror:
+        photo = photo[:, ::-1]
+        face[[0, 2]] = photo.shape[1] - face[[2, 0]]
+    photo = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    image = np.random.default_rng(seed).integers(0, 256, (*canvas, 3), dtype=np.uint8)
+    ox, oy = offset
+    y0, x0 = max(oy, 0), max(ox, 0)
+    y1, x1 = min(oy + photo.shape[0], canvas[0]), min(ox + photo.shape[1], canvas[1])
+    image[y0:y1, x0:x1] = photo[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
+    return image, face * scale + np.array([ox, oy, ox, oy], np.float32)
+
+
+def cameraman(size: int = 256) -> np.ndarray:
+    """``skimage.data.camera()`` (a face in profile, looking right) as RGB ``(size, size, 3)``."""
+    grey = cv2.resize(skimage.data.camera(), (size, size), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(np.stack([grey] * 3, axis=-1))
+
+
+def flat_grey(shape: tuple[int, int] = (240, 320), value: int = 128) -> np.ndarray:
+    """A featureless RGB image ``uint8 (H, W, 3)``."""
+    return np.full((*shape, 3), value, np.uint8)
+
+
+def best_iou(faces: Faces, box: np.ndarray) -> float:
+    """Highest IoU between any detected face and ``box (4,)``; 0 when nothing was found."""
+    if len(faces) == 0:
+        return 0.0
+    return float(box_iou(faces.xyxy, box[None]).max())
+
+
+def assert_valid_faces(faces: Faces, shape: tuple[int, ...]) -> None:
+    """Boxes ``float32 (n, 4)`` inside an image of ``shape``, scores ``float32 (n,)`` in [0, 1]."""
+    assert isinstance(faces, Faces)
+    assert faces.xyxy.dtype == np.float32 and faces.xyxy.shape == (len(faces), 4)
+    assert faces.scores is not None
+    assert faces.scores.dtype == np.float32 and faces.scores.shape == (len(faces),)
+    assert np.all((faces.scores >= 0) & (faces.scores <= 1))
+    h, w = shape[:2]
+    assert np.all(faces.xyxy >= 0)
+    assert np.all(faces.xyxy[:, [0, 2]] <= w) and np.all(faces.xyxy[:, [1, 3]] <= h)
+
+
+#: inputs ``detect`` must refuse with ``InputError``: (test id, value)
+BAD_IMAGES = [
+    ("float32", np.zeros((32, 32, 3), np.float32)),
+    ("grey-2d", np.zeros((32, 32), np.uint8)),
+    ("rgba", np.zeros((32, 32, 4), np.uint8)),
+    ("empty", np.zeros((0, 32, 3), np.uint8)),
+    ("list", [[[0, 0, 0]]]),
+]
