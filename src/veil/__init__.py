@@ -18,16 +18,16 @@ import numpy as np
 
 __version__ = "0.1.0"
 
-from veil.anonymize.base import ANONYMIZERS, Anonymizer  # noqa: E402
-from veil.config import (  # noqa: E402
+from veil.anonymize.base import ANONYMIZERS, Anonymizer
+from veil.config import (
     AnonymizerConfig,
     DetectorConfig,
     MaskConfig,
     OutputConfig,
     RunConfig,
 )
-from veil.detect.base import DETECTORS, Detector  # noqa: E402
-from veil.errors import (  # noqa: E402
+from veil.detect.base import DETECTORS, Detector
+from veil.errors import (
     BackendError,
     ConfigError,
     InputError,
@@ -35,9 +35,9 @@ from veil.errors import (  # noqa: E402
     OutputError,
     VeilError,
 )
-from veil.mask import Masker, Region  # noqa: E402
-from veil.pipeline import Pipeline, Result  # noqa: E402
-from veil.types import Faces, Frame  # noqa: E402
+from veil.mask import Masker, Region
+from veil.pipeline import Pipeline, Result
+from veil.types import Faces, Frame
 
 __all__ = [
     "ANONYMIZERS",

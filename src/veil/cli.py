@@ -46,15 +46,22 @@ def main(verbose: int) -> None:
 
 def detector_options(fn: Any) -> Any:
     fn = click.option(
-        "-d", "--detector", default="centerface", show_default=True,
+        "-d",
+        "--detector",
+        default="centerface",
+        show_default=True,
         help="Face detector (see 'veil methods').",
     )(fn)
     fn = click.option(
-        "-t", "--threshold", type=click.FloatRange(0, 1), default=None,
+        "-t",
+        "--threshold",
+        type=click.FloatRange(0, 1),
+        default=None,
         help="Detection score threshold; lower finds more faces (centerface default 0.2).",
     )(fn)
     fn = click.option(
-        "--no-upscale", is_flag=True,
+        "--no-upscale",
+        is_flag=True,
         help="centerface: skip the upscaled small-face pass (faster, misses tiny faces).",
     )(fn)
     return fn
@@ -72,37 +79,76 @@ def _detector_config(detector: str, threshold: float | None, no_upscale: bool) -
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
-    "-o", "--output", type=click.Path(path_type=Path), default=None,
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
     help="Output file (one input) or folder. Default: NAME_anonymized next to each input.",
 )
 @detector_options
 @click.option(
-    "-m", "--method", default="gaussian", show_default=True,
+    "-m",
+    "--method",
+    default="gaussian",
+    show_default=True,
     help="Anonymization method (see 'veil methods').",
 )
 @click.option(
-    "-s", "--strength", type=click.FloatRange(0.05, 20), default=1.0, show_default=True,
+    "-s",
+    "--strength",
+    type=click.FloatRange(0.05, 20),
+    default=1.0,
+    show_default=True,
     help="Method strength; kernels scale with each face's size.",
 )
-@click.option("--mask", "mask_shape", type=click.Choice(MASK_SHAPES), default="ellipse",
-              show_default=True, help="Region shape around each face.")
-@click.option("--mask-scale", type=click.FloatRange(0.5, 4), default=1.5, show_default=True,
-              help="Grow each face box by this factor before masking.")
-@click.option("--feather", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-              help="Soft edge outside the mask, as a fraction of face size.")
+@click.option(
+    "--mask",
+    "mask_shape",
+    type=click.Choice(MASK_SHAPES),
+    default="ellipse",
+    show_default=True,
+    help="Region shape around each face.",
+)
+@click.option(
+    "--mask-scale",
+    type=click.FloatRange(0.5, 4),
+    default=1.5,
+    show_default=True,
+    help="Grow each face box by this factor before masking.",
+)
+@click.option(
+    "--feather",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Soft edge outside the mask, as a fraction of face size.",
+)
 @click.option("--seed", type=int, default=None, help="Seed random methods (reproducible).")
-@click.option("--keep-metadata", is_flag=True,
-              help="Keep EXIF/XMP/comments (default strips them: GPS, device, names).")
+@click.option(
+    "--keep-metadata",
+    is_flag=True,
+    help="Keep EXIF/XMP/comments (default strips them: GPS, device, names).",
+)
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist.")
 @click.option("--report", is_flag=True, help="Write OUTPUT.audit.json per file.")
-@click.option("--recursive/--no-recursive", default=True, show_default=True,
-              help="Descend into sub-folders.")
-@click.option("--include", multiple=True, metavar="GLOB",
-              help="Only files whose path relative to the folder matches (repeatable).")
+@click.option(
+    "--recursive/--no-recursive", default=True, show_default=True, help="Descend into sub-folders."
+)
+@click.option(
+    "--include",
+    multiple=True,
+    metavar="GLOB",
+    help="Only files whose path relative to the folder matches (repeatable).",
+)
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip matching files (repeatable).")
-@click.option("-j", "--workers", type=click.IntRange(0, 256), default=0,
-              help="Parallel workers (0 = one per CPU core).")
+@click.option(
+    "-j",
+    "--workers",
+    type=click.IntRange(0, 256),
+    default=0,
+    help="Parallel workers (0 = one per CPU core).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def anonymize(
     inputs: tuple[Path, ...],
@@ -138,13 +184,16 @@ def anonymize(
             mask=MaskConfig(shape=mask_shape, scale=mask_scale, feather=feather),
             anonymizer=AnonymizerConfig(method=method, strength=strength, seed=seed),
             output=OutputConfig(
-                keep_metadata=keep_metadata, jpeg_quality=jpeg_quality,
-                overwrite=overwrite, report=report,
+                keep_metadata=keep_metadata,
+                jpeg_quality=jpeg_quality,
+                overwrite=overwrite,
+                report=report,
             ),
             workers=workers,
         )
-        jobs = plan_jobs(list(inputs), output, recursive=recursive,
-                         include=include, exclude=exclude)
+        jobs = plan_jobs(
+            list(inputs), output, recursive=recursive, include=include, exclude=exclude
+        )
         if not jobs:
             _fail(f"no image files found in {', '.join(map(str, inputs))}")
         runner = ImageRunner(config)
@@ -189,18 +238,28 @@ def _print_summary(summary: RunSummary, quiet: bool) -> None:
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Write the JSON here instead of standard output.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the JSON here instead of standard output.",
+)
 @detector_options
 def detect(
-    inputs: tuple[Path, ...], output: Path | None, detector: str,
-    threshold: float | None, no_upscale: bool,
+    inputs: tuple[Path, ...],
+    output: Path | None,
+    detector: str,
+    threshold: float | None,
+    no_upscale: bool,
 ) -> None:
     """Detect faces and write their boxes as JSON (x0, y0, x1, y1 in pixels)."""
     from veil.io.images import read_image
 
     try:
-        det = DETECTORS.create(detector, **_detector_config(detector, threshold, no_upscale).kwargs())
+        det = DETECTORS.create(
+            detector, **_detector_config(detector, threshold, no_upscale).kwargs()
+        )
         jobs = plan_jobs(list(inputs), None)
     except VeilError as exc:
         _fail(str(exc))

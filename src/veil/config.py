@@ -88,17 +88,24 @@ class RunConfig:
         """Plain JSON-ready dict (for audit files and settings files)."""
 
         def plain(value: Any) -> Any:
+            if dataclasses.is_dataclass(value):
+                return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
             if isinstance(value, Mapping):
                 return {k: plain(v) for k, v in value.items()}
             return value
 
-        return plain(dataclasses.asdict(self))  # type: ignore[no-any-return]
+        result: dict[str, Any] = plain(self)
+        return result
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
         """Inverse of :meth:`to_dict`; unknown keys raise ``ConfigError``."""
-        parts = {"detector": DetectorConfig, "mask": MaskConfig,
-                 "anonymizer": AnonymizerConfig, "output": OutputConfig}
+        parts = {
+            "detector": DetectorConfig,
+            "mask": MaskConfig,
+            "anonymizer": AnonymizerConfig,
+            "output": OutputConfig,
+        }
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
             try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import cv2
 import numpy as np
 
 from veil.errors import ConfigError
@@ -152,4 +151,3 @@ def union_mask(regions: list[Region], image_shape: tuple[int, ...]) -> np.ndarra
     for r in regions:
         out[r.slices] |= r.alpha > 0
     return out
-

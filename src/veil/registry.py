@@ -66,7 +66,7 @@ class Registry(Generic[T]):
             module = importlib.import_module(module_name)
             target = getattr(module, attr)
             self._targets[name] = target
-        return target  # type: ignore[return-value]
+        return target
 
     def create(self, name: str, **options: Any) -> T:
         """Instantiate the backend ``name`` with keyword ``options``."""

@@ -87,8 +87,10 @@ def plan_jobs(
         and inputs[0].is_file()
         and output.suffix.lower() in IMAGE_SUFFIXES
     ):
-        return [Job(inputs[0], output)]
-    jobs: list[Job] = []
+        jobs = [Job(inputs[0], output)]
+        _check_targets(jobs)
+        return jobs
+    jobs = []
     for src in inputs:
         jobs.extend(_jobs_for(src, output, len(inputs) > 1, recursive, include, exclude))
     _check_targets(jobs)

@@ -63,8 +63,10 @@ class Frame:
         return int(self.image.shape[0]), int(self.image.shape[1])
 
 
-def _as_array(value: Any, dtype: type, shape_tail: tuple[int, ...], name: str, n: int) -> np.ndarray:
-    arr = np.asarray(value, dtype=dtype)
+def _as_array(
+    value: Any, dtype: type, shape_tail: tuple[int, ...], name: str, n: int
+) -> np.ndarray:
+    arr: np.ndarray = np.asarray(value, dtype=dtype)
     if arr.size == 0 and n == 0:
         arr = arr.reshape((0, *shape_tail))
     if arr.shape != (n, *shape_tail):

@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from _factories import BAD_IMAGES, assert_valid_faces, best_iou, face_on_canvas, flat_grey
 
+from factories import BAD_IMAGES, assert_valid_faces, best_iou, face_on_canvas, flat_grey
 from veil.detect.base import DETECTORS
 from veil.detect.dlib import DlibCNN, DlibHOG, squash_margin
 from veil.errors import BackendError, ConfigError, InputError, MissingExtraError

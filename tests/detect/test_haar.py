@@ -7,7 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from _factories import (
+
+from factories import (
     BAD_IMAGES,
     assert_valid_faces,
     best_iou,
@@ -15,7 +16,6 @@ from _factories import (
     face_on_canvas,
     flat_grey,
 )
-
 from veil.detect.base import DETECTORS
 from veil.detect.haar import HaarCascade
 from veil.errors import BackendError, ConfigError, InputError

