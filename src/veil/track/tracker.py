@@ -30,7 +30,6 @@ _Q_POS, _Q_VEL = 1 / 100, 1 / 200  # process noise std, fraction of face size pe
 _R_BASE = 1 / 20  # measurement noise std (fraction of size) at smoothing=0.5
 _MAX_GROWTH = 2.0  # cap on the growth of a lost track's box
 _SCORE_DECAY = 0.9  # score of a predicted box: last score * decay ** frames lost
-_MAX_POSITION_STD = 0.25  # needs_detection() when a centre std exceeds this * size
 _NO_MATCH = 1e6
 
 _F = np.eye(8)
@@ -42,6 +41,11 @@ def _to_state(xyxy: np.ndarray) -> np.ndarray:
     """``xyxy (4,)`` -> ``(cx, cy, w, h)``."""
     x0, y0, x1, y1 = np.asarray(xyxy, np.float64)
     return np.array([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0])
+
+
+def _size(z: np.ndarray) -> float:
+    """Face size of a state ``(cx, cy, w, h, ...)``: mean of width and height, at least 1."""
+    return max(float(z[2] + z[3]) / 2, 1.0)
 
 
 def _to_xyxy(z: np.ndarray) -> np.ndarray:
@@ -64,23 +68,20 @@ class _Track:
     lost: int = 0  # frames since the last matched detection
     missed: bool = False  # the last detector pass did not find it
 
-    @property
-    def size(self) -> float:
-        return max(float(self.x[2] + self.x[3]) / 2, 1.0)
-
     def predict(self) -> None:
-        s = self.size
-        q = np.array([_Q_POS] * 4 + [_Q_VEL] * 4) * s
+        q = np.array([_Q_POS] * 4 + [_Q_VEL] * 4) * _size(self.x)
         self.x = _F @ self.x
         self.P = _F @ self.P @ _F.T + np.diag(q**2)
         self.lost += 1
 
-    def correct(self, z: np.ndarray, r: float) -> None:
-        s = max(float(z[2] + z[3]) / 2, 1.0)
-        S = _H @ self.P @ _H.T + np.eye(4) * (r * s) ** 2
+    def observe(self, z: np.ndarray, r: float, score: float, lm: np.ndarray | None) -> None:
+        """Kalman correction with the matched detection ``z = (cx, cy, w, h)``."""
+        S = _H @ self.P @ _H.T + np.eye(4) * (r * _size(z)) ** 2
         K = np.linalg.solve(S, _H @ self.P).T
         self.x = self.x + K @ (z - _H @ self.x)
         self.P = (np.eye(8) - K @ _H) @ self.P
+        self.score, self.last_wh, self.landmarks = score, z[2:].copy(), lm
+        self.hits, self.lost = self.hits + 1, 0
 
     def predicted_box(self, grow: float) -> np.ndarray:
         """Predicted ``xyxy (4,)``: never smaller than the last detection, grown per lost frame."""
@@ -103,6 +104,8 @@ class Tracker:
         max_shift: each edge of a smoothed box stays within this fraction of the face size
             of its detection (0.025 keeps IoU with the detection above about 0.9).
         grow_when_lost: a lost track's box grows by this fraction per lost frame (capped at 2x).
+        uncertain_after: frames of prediction after which :meth:`needs_detection` asks for
+            the detector (speed mode).
 
     ``update`` returns the detections first, in input order (``data["source"] ==
     "detected"``, smoothed boxes), then the lost tracks (``"predicted"``). Boxes of lost
@@ -119,6 +122,7 @@ class Tracker:
         smoothing: float = 0.5,
         max_shift: float = 0.025,
         grow_when_lost: float = 0.1,
+        uncertain_after: int = 5,
     ) -> None:
         checks = {
             "max_age": (max_age, max_age >= 0),
@@ -128,6 +132,7 @@ class Tracker:
             "smoothing": (smoothing, 0.0 <= smoothing < 1.0),
             "max_shift": (max_shift, max_shift >= 0.0),
             "grow_when_lost": (grow_when_lost, grow_when_lost >= 0.0),
+            "uncertain_after": (uncertain_after, uncertain_after >= 0),
         }
         for name, (value, ok) in checks.items():
             if not ok:
@@ -135,6 +140,7 @@ class Tracker:
         self.max_age, self.min_hits = max_age, min_hits
         self.iou_threshold, self.max_distance = iou_threshold, max_distance
         self.max_shift, self.grow_when_lost = max_shift, grow_when_lost
+        self.uncertain_after = uncertain_after
         self._r = _R_BASE * smoothing / (1.0 - smoothing) + 1e-3
         self.reset()
 
@@ -160,9 +166,7 @@ class Tracker:
             score = float(faces.scores[i])  # type: ignore[index]
             if i in matched:
                 t = self._tracks[matched[i]]
-                t.correct(z, self._r)
-                t.score, t.last_wh, t.landmarks = score, z[2:].copy(), lm
-                t.hits, t.lost = t.hits + 1, 0
+                t.observe(z, self._r, score, lm)
             else:
                 t = self._new_track(z, score, lm)
             det_tracks.append(t)
@@ -181,12 +185,10 @@ class Tracker:
 
     def needs_detection(self) -> bool:
         """True when tracking alone is not trusted: a track was missed by the last
-        detector pass, is not yet confirmed, or its centre std exceeds 0.25 face sizes."""
-        for t in self._tracks:
-            std = float(np.sqrt(max(t.P[0, 0], t.P[1, 1])))
-            if t.missed or t.hits < self.min_hits or std > _MAX_POSITION_STD * t.size:
-                return True
-        return False
+        detector pass, has fewer than ``max(min_hits, 2)`` detections (velocity unknown),
+        or has been predicted for more than ``uncertain_after`` frames in a row."""
+        hits = max(self.min_hits, 2)
+        return any(t.missed or t.hits < hits or t.lost > self.uncertain_after for t in self._tracks)
 
     @property
     def tracks(self) -> int:
@@ -194,8 +196,7 @@ class Tracker:
         return len(self._tracks)
 
     def _new_track(self, z: np.ndarray, score: float, lm: np.ndarray | None) -> _Track:
-        s = max(float(z[2] + z[3]) / 2, 1.0)
-        std = np.array([2 * self._r] * 4 + [10 * _Q_VEL] * 4) * s
+        std = np.array([2 * self._r] * 4 + [10 * _Q_VEL] * 4) * _size(z)
         x = np.concatenate([z, np.zeros(4)])
         t = _Track(self._next_id, x, np.diag(std**2), score, z[2:].copy(), lm)
         self._next_id += 1
@@ -227,9 +228,8 @@ class Tracker:
 
     def _smoothed(self, t: _Track, det: np.ndarray) -> np.ndarray:
         """Kalman box of ``t`` kept within ``max_shift`` face sizes of ``det (4,)`` per edge."""
-        size = max(float((det[2] - det[0]) + (det[3] - det[1])) / 2, 0.0)
-        box = _to_xyxy(t.x[:4])
-        return np.clip(box, det - self.max_shift * size, det + self.max_shift * size)
+        shift = self.max_shift * float(det[2] - det[0] + det[3] - det[1]) / 2
+        return np.clip(_to_xyxy(t.x[:4]), det - shift, det + shift)
 
     def _output(self, det: np.ndarray, det_tracks: list[_Track]) -> Faces:
         lost = [t for t in self._tracks if t.lost > 0]
@@ -240,9 +240,9 @@ class Tracker:
         keep_lm = bool(det_tracks) and not lost and all(lm is not None for lm in lms)
         return Faces(
             xyxy=np.array(boxes, np.float32).reshape(-1, 4),
-            scores=[t.score * _SCORE_DECAY**t.lost for t in tracks],
+            scores=np.array([t.score * _SCORE_DECAY**t.lost for t in tracks], np.float32),
             landmarks=np.array(lms) if keep_lm else None,
-            track_id=[t.track_id for t in tracks],
+            track_id=np.array([t.track_id for t in tracks], np.int64),
             data={"source": ["detected"] * len(det_tracks) + ["predicted"] * len(lost)},
         )
 
@@ -255,8 +255,7 @@ def scene_cut(prev_rgb: np.ndarray, cur_rgb: np.ndarray, *, threshold: float = 0
     noise); a cut is a mean absolute difference above ``threshold`` (in ``[0, 1]``). Fast
     pans can trigger it too, which only costs one extra detection.
     """
-    a, b = (_thumbnail(x) for x in (prev_rgb, cur_rgb))
-    return float(np.mean(np.abs(a - b))) > threshold
+    return _difference(_thumbnail(prev_rgb), _thumbnail(cur_rgb)) > threshold
 
 
 def _thumbnail(rgb: np.ndarray) -> np.ndarray:
@@ -264,8 +263,13 @@ def _thumbnail(rgb: np.ndarray) -> np.ndarray:
     return cv2.resize(grey, (64, 36), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
 
 
+def _difference(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of two thumbnails, in ``[0, 1]``."""
+    return float(np.mean(np.abs(a - b)))
+
+
 def should_detect(
-    frame_index: int, *, every_n: int, scene_cut: bool = False, tracker: Tracker | None = None
+    frame_index: int, every_n: int, scene_cut: bool = False, tracker: Tracker | None = None
 ) -> bool:
     """Speed mode: run the full detector on this frame, or only ``tracker.predict_only()``?
 
@@ -278,11 +282,8 @@ def should_detect(
 
 
 class SpeedMode:
-    """Speed-mode decisions for one video: remembers the previous frame's thumbnail.
-
-    ``detect = mode.decide(frame_index, rgb)``; then call ``tracker.update(detector(...))``
-    if true, else ``tracker.predict_only()``.
-    """
+    """Speed mode for one video: if ``mode.decide(index, rgb)``, call
+    ``tracker.update(detector(...))``, else ``tracker.predict_only()``."""
 
     def __init__(self, tracker: Tracker, *, every_n: int = 5, cut_threshold: float = 0.1):
         if every_n < 1:
@@ -294,7 +295,5 @@ class SpeedMode:
         """True if the full detector should run on ``rgb`` (RGB ``uint8 (H, W, 3)``)."""
         thumb = _thumbnail(rgb)
         prev, self._prev = self._prev, thumb
-        cut = prev is not None and float(np.mean(np.abs(prev - thumb))) > self.cut_threshold
-        return should_detect(
-            frame_index, every_n=self.every_n, scene_cut=cut, tracker=self.tracker
-        )
+        cut = prev is not None and _difference(prev, thumb) > self.cut_threshold
+        return should_detect(frame_index, self.every_n, cut, self.tracker)
