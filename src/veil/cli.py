@@ -123,6 +123,13 @@ def _detector_config(detector: str, threshold: float | None, no_upscale: bool) -
     show_default=True,
     help="Soft edge outside the mask, as a fraction of face size.",
 )
+@click.option(
+    "--mask-drop",
+    type=click.FloatRange(-0.5, 0.5),
+    default=0.05,
+    show_default=True,
+    help="Move the mask down by this fraction of the face height (chin, neck).",
+)
 @click.option("--seed", type=int, default=None, help="Seed random methods (reproducible).")
 @click.option(
     "--keep-metadata",
@@ -161,6 +168,7 @@ def anonymize(
     mask_shape: str,
     mask_scale: float,
     feather: float,
+    mask_drop: float,
     seed: int | None,
     keep_metadata: bool,
     jpeg_quality: int,
@@ -181,7 +189,7 @@ def anonymize(
     try:
         config = RunConfig(
             detector=_detector_config(detector, threshold, no_upscale),
-            mask=MaskConfig(shape=mask_shape, scale=mask_scale, feather=feather),
+            mask=MaskConfig(shape=mask_shape, scale=mask_scale, feather=feather, drop=mask_drop),
             anonymizer=AnonymizerConfig(method=method, strength=strength, seed=seed),
             output=OutputConfig(
                 keep_metadata=keep_metadata,

@@ -45,6 +45,7 @@ class MaskConfig:
     shape: str = "ellipse"
     scale: float = 1.5
     feather: float = 0.0
+    drop: float = 0.05
 
 
 @dataclass(frozen=True)

@@ -62,15 +62,29 @@ class Masker:
             on faces-street 1.3 covered 0.93 of faces even with a solid fill, 1.5 covered
             0.96 (benchmarks/coverage.py, docs/benchmarks.md).
         feather: width of the soft edge outside the shape, as a fraction of face size.
+        drop: move the shape down by this fraction of the box height. CenterFace boxes
+            sit high: on faces-street ground-truth centres lie 13% of the face size
+            below them (median). 0.05 covered 0.6% more faces there and 0.3% fewer on
+            WIDER crowds, whose boxes include the forehead.
     """
 
-    def __init__(self, *, shape: str = "ellipse", scale: float = 1.5, feather: float = 0.0):
+    def __init__(
+        self,
+        *,
+        shape: str = "ellipse",
+        scale: float = 1.5,
+        feather: float = 0.0,
+        drop: float = 0.05,
+    ):
         if shape not in MASK_SHAPES:
             raise ConfigError(f"unknown mask shape {shape!r}; choose one of: {MASK_SHAPES}")
         if not 0.5 <= scale <= 4.0:
             raise ConfigError(f"mask scale must be within [0.5, 4], got {scale}")
         if not 0.0 <= feather <= 1.0:
             raise ConfigError(f"mask feather must be within [0, 1], got {feather}")
+        if not -0.5 <= drop <= 0.5:
+            raise ConfigError(f"mask drop must be within [-0.5, 0.5], got {drop}")
+        self.drop = drop
         self.shape = shape
         self.scale = scale
         self.feather = feather
@@ -94,7 +108,7 @@ class Masker:
     ) -> Region | None:
         x0, y0, x1, y1 = (float(v) for v in box)
         size = ((x1 - x0) + (y1 - y0)) / 2
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 + self.drop * (y1 - y0)
         ax, ay = (x1 - x0) / 2 * self.scale, (y1 - y0) / 2 * self.scale
         pad = self.feather * size
         rx0, ry0 = max(0, int(np.floor(cx - ax - pad))), max(0, int(np.floor(cy - ay - pad)))

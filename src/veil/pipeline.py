@@ -51,7 +51,8 @@ class Pipeline:
         a = config.anonymizer
         anon = ANONYMIZERS.create(a.method, strength=a.strength, seed=a.seed, **a.options)
         m = config.mask
-        return cls(det, anon, Masker(shape=m.shape, scale=m.scale, feather=m.feather))
+        masker = Masker(shape=m.shape, scale=m.scale, feather=m.feather, drop=m.drop)
+        return cls(det, anon, masker)
 
     def detect(self, image: np.ndarray) -> Faces:
         check_image(image)
@@ -83,6 +84,6 @@ class Pipeline:
         return {
             "veil_version": __version__,
             "detector": self.detector.describe(),
-            "mask": {"shape": m.shape, "scale": m.scale, "feather": m.feather},
+            "mask": {"shape": m.shape, "scale": m.scale, "feather": m.feather, "drop": m.drop},
             "anonymizer": self.anonymizer.describe(),
         }

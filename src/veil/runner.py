@@ -10,7 +10,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +159,7 @@ class ImageRunner:
     def __init__(self, config: RunConfig, pipeline: Pipeline | None = None) -> None:
         self.config = config
         self.workers = config.workers or default_workers()
-        self.pipeline = pipeline or Pipeline.from_config(_with_thread_budget(config, self.workers))
+        self.pipeline = pipeline or Pipeline.from_config(config)
 
     def run(
         self, jobs: Sequence[Job], progress: Callable[[FileOutcome], None] | None = None
@@ -207,15 +207,6 @@ class ImageRunner:
             "faces": faces,
         }
         _write_json_atomic(audit_path(job.target), record)
-
-
-def _with_thread_budget(config: RunConfig, workers: int) -> RunConfig:
-    """Give CenterFace ``cores / workers`` inference threads unless set explicitly."""
-    det = config.detector
-    if det.name != "centerface" or "threads" in det.options:
-        return config
-    threads = max(1, default_workers() // workers)
-    return replace(config, detector=replace(det, options={**det.options, "threads": threads}))
 
 
 def run_images(

@@ -83,6 +83,7 @@ def make_video(
         vs = _add_video(out, codec, size, fps, tb, rotation) if video else None
         aus = _add_audio(out, path.suffix) if audio else None
         sub = out.add_mux_stream("subrip") if subtitles else None
+        out.start_encoding()  # writes the header even when there is no frame
         if vs is not None:
             for i, p in enumerate(pts):
                 vf = av.VideoFrame.from_ndarray(frame_image(i, size, moving_square), format="rgb24")

