@@ -219,25 +219,22 @@ class CenterFace(Detector):
         h, w = image.shape[:2]
         centres = _proposals(heat, self.proposal_threshold, (h, w))
         centres = centres[~_inside(centres, native[native.sizes >= self.window / 2.5].xyxy)]
-        if self.proposal_threshold <= 0 or len(centres) * self.window**2 > 0.8 * h * w:
-            return self._run_scaled(image, scale)
-        if len(centres) == 0:
-            return Faces.empty()
         win = min(self.window, h, w)
+        side = -(-round(win * scale) // 32) * 32
+        full = h * w * scale**2
+        if self.proposal_threshold <= 0 or len(centres) * side**2 > 0.9 * full:
+            return self._run_scaled(image, scale)
         x0 = np.clip(centres[:, 0] - win // 2, 0, w - win).astype(int)
         y0 = np.clip(centres[:, 1] - win // 2, 0, h - win).astype(int)
-        side = -(-round(win * scale) // 32) * 32
-        # batch padded to a multiple of 4: every new input shape costs OpenVINO a re-plan
-        blob = np.zeros((-(-len(centres) // 4) * 4, 3, side, side), np.float32)
-        for i, (x, y) in enumerate(zip(x0, y0, strict=True)):
-            crop = cv2.resize(image[y : y + win, x : x + win], (side, side))
-            blob[i] = crop.transpose(2, 0, 1)
-        outputs = self._infer(blob)
         found = []
-        for i in range(len(centres)):
-            heat_i, scale_i, offset_i, lms_i = (o[i] for o in outputs)
-            faces = _decode(heat_i[0], scale_i, offset_i, lms_i, self.threshold)
-            found.append(self._window_faces(faces, side / win, (x0[i], y0[i]), win, (h, w)))
+        # one window per call: a single input shape (OpenVINO plans each new shape once)
+        # and no padding waste
+        for x, y in zip(x0, y0, strict=True):
+            crop = cv2.resize(image[y : y + win, x : x + win], (side, side))
+            blob = np.ascontiguousarray(crop.transpose(2, 0, 1)[None], dtype=np.float32)
+            heat_i, scale_i, offset_i, lms_i = self._infer(blob)
+            faces = _decode(heat_i[0, 0], scale_i[0], offset_i[0], lms_i[0], self.threshold)
+            found.append(self._window_faces(faces, side / win, (x, y), win, (h, w)))
         return Faces.merge(found)
 
     @staticmethod
