@@ -59,7 +59,8 @@ def test_folder_is_mirrored_with_report_and_skip(tmp_path: Path, face_image) -> 
     assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
     assert (out / "a.jpg").is_file() and (out / "sub" / "b.png").is_file()
     assert not (out / "sub" / "skip.png").exists()
-    assert Image.open(out / "a.jpg").format == "JPEG"
+    with Image.open(out / "a.jpg") as written:
+        assert written.format == "JPEG"
     audit = json.loads((out / "sub" / "b.png.audit.json").read_text())
     assert audit["settings"]["detector"]["name"] == "centerface"
     assert len(audit["faces"]) >= 1 and len(audit["input_sha256"]) == 64
@@ -149,3 +150,19 @@ def test_sample_then_anonymize(tmp_path: Path) -> None:
     result = run("anonymize", sample, "-o", tmp_path / "o.png", "--method", "pixelate")
     assert result.exit_code == 0  # type: ignore[attr-defined]
     assert "1 faces" in result.output  # type: ignore[attr-defined]
+
+
+def test_folder_with_a_video_gets_both_anonymized(tmp_path: Path, face_image) -> None:  # type: ignore[no-untyped-def]
+    from veil.io.video import probe_video
+    from video_factory import make_video
+
+    src = tmp_path / "in"
+    save(src / "a.png", face_image[0])
+    (src / "clips").mkdir()
+    make_video(src / "clips" / "c.mp4", frames=6, size=(96, 64), audio=True)
+    out = tmp_path / "out"
+    result = run("anonymize", src, "-o", out, "-q")
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    assert (out / "a.png").is_file()
+    info = probe_video(out / "clips" / "c.mp4")
+    assert info.has_audio and (info.width, info.height) == (96, 64)

@@ -30,13 +30,16 @@ def _fail(message: str) -> None:
 @click.version_option(__version__, prog_name="veil")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 def main(verbose: int) -> None:
-    """veil: find every face in images and make it unrecognizable.
+    """veil: find every face in images, video and RGB-D data and make it unrecognizable.
 
     \b
     Examples:
       veil anonymize photo.jpg                     # -> photo_anonymized.jpg
       veil anonymize photos/ -o clean/ --report    # mirror a folder, audit JSON per file
       veil anonymize in/ -o out/ --method pixelate --mask box
+      veil video clip.mp4 --detect-every 3         # tracking fills the frames between
+      veil rgbd color/ --depth depth/ -o out/ --heads
+      veil eval privacy --original in/ --anonymized out/
       veil detect photo.jpg -o boxes.json
       veil methods
     """
@@ -180,10 +183,11 @@ def anonymize(
     workers: int,
     quiet: bool,
 ) -> None:
-    """Anonymize every face in image files and folders.
+    """Anonymize every face in image and video files and folders.
 
-    Outputs keep each input's format; folders are mirrored. Files whose output exists
-    are skipped (use --overwrite). A file that fails gets no output at all, never an
+    Outputs keep each input's format; folders are mirrored. Videos get the video
+    defaults (tracking, audio kept; 'veil video' has the video-only options). Files
+    whose output exists are skipped (use --overwrite). A file that fails gets no output at all, never an
     un-anonymized copy; the run goes on and exits with status 1, listing the failures.
     """
     try:
@@ -204,7 +208,7 @@ def anonymize(
         )
         if not jobs:
             _fail(f"no image files found in {', '.join(map(str, inputs))}")
-        runner = ImageRunner(config)
+        runner = ImageRunner(config, quiet=quiet)
     except VeilError as exc:
         _fail(str(exc))
         return
@@ -309,6 +313,18 @@ def sample(output: Path) -> None:
     Image.fromarray(data.astronaut()).save(output)
     click.echo(f"veil: wrote {output}", err=True)
 
+
+def _register_commands() -> None:
+    """Commands that live in their own modules (they import heavy parts lazily)."""
+    from veil.commands.eval import eval_group
+    from veil.commands.rgbd import rgbd_command, synth_group
+    from veil.commands.video import video
+
+    for command in (video, eval_group, rgbd_command, synth_group):
+        main.add_command(command)
+
+
+_register_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

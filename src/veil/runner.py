@@ -17,11 +17,18 @@ from typing import Any
 from veil.config import RunConfig
 from veil.errors import InputError, OutputError, VeilError
 from veil.io.images import IMAGE_SUFFIXES, iter_image_files, read_image, write_image
+from veil.io.video import VIDEO_SUFFIXES
 from veil.pipeline import Pipeline
 
 __all__ = ["FileOutcome", "Job", "RunSummary", "default_workers", "plan_jobs", "run_images"]
 
 log = logging.getLogger(__name__)
+
+MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+
+
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -73,7 +80,8 @@ def plan_jobs(
 ) -> list[Job]:
     """Map inputs (files and folders) to output paths.
 
-    A single file with ``output`` naming an image file goes there; otherwise ``output`` is
+    Folders contribute images and videos (by suffix). A single file with ``output``
+    naming a file of a known suffix goes there; otherwise ``output`` is
     a folder: files land in it by name, folders are mirrored below it (the folder's own
     name is kept when several inputs are given). Without ``output`` a file ``x.jpg``
     becomes ``x_anonymized.jpg`` beside it and a folder ``d`` becomes ``d_anonymized``.
@@ -85,7 +93,7 @@ def plan_jobs(
         output is not None
         and len(inputs) == 1
         and inputs[0].is_file()
-        and output.suffix.lower() in IMAGE_SUFFIXES
+        and output.suffix.lower() in MEDIA_SUFFIXES
     ):
         jobs = [Job(inputs[0], output)]
         _check_targets(jobs)
@@ -113,7 +121,10 @@ def _jobs_for(
         root = output / src.name
     skip = [*exclude]
     resolved_root = root.resolve()
-    for path in iter_image_files(src, recursive=recursive, include=include, exclude=skip):
+    files = iter_image_files(
+        src, recursive=recursive, include=include, exclude=skip, suffixes=MEDIA_SUFFIXES
+    )
+    for path in files:
         if resolved_root in path.resolve().parents:
             continue  # never re-process our own outputs when OUT is inside the input
         yield Job(path, root / path.relative_to(src))
@@ -156,21 +167,42 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 class ImageRunner:
     """Processes jobs with one shared pipeline on a pool of threads."""
 
-    def __init__(self, config: RunConfig, pipeline: Pipeline | None = None) -> None:
+    def __init__(
+        self, config: RunConfig, pipeline: Pipeline | None = None, *, quiet: bool = True
+    ) -> None:
         self.config = config
+        self.quiet = quiet
         self.workers = config.workers or default_workers()
         self.pipeline = pipeline or Pipeline.from_config(config)
 
     def run(
         self, jobs: Sequence[Job], progress: Callable[[FileOutcome], None] | None = None
     ) -> RunSummary:
+        """Images on a pool of threads first, then videos one at a time (each video
+        already keeps every core busy with its own decode/detect/encode threads)."""
         summary = RunSummary()
+
+        def record(outcome: FileOutcome) -> None:
+            summary.outcomes.append(outcome)
+            if progress is not None:
+                progress(outcome)
+
+        images = [j for j in jobs if not is_video(j.source)]
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            for outcome in pool.map(self.process, jobs):
-                summary.outcomes.append(outcome)
-                if progress is not None:
-                    progress(outcome)
+            for outcome in pool.map(self.process, images):
+                record(outcome)
+        for job in jobs:
+            if is_video(job.source):
+                record(self.process_video(job))
         return summary
+
+    def process_video(self, job: Job) -> FileOutcome:
+        """One video through :func:`veil.commands.video.run_video_job` (same pipeline)."""
+        from veil.commands.video import run_video_job
+
+        return run_video_job(
+            job.source, job.target, self.config, quiet=self.quiet, pipeline=self.pipeline
+        )
 
     def process(self, job: Job) -> FileOutcome:
         """Process one job; every error becomes a ``failed`` outcome, nothing is written."""

@@ -1,9 +1,7 @@
-"""Tests for veil.io.video: every clip is generated here with PyAV (see _video_factory)."""
+"""Tests for veil.io.video: every clip is generated here with PyAV (see tests/video_factory.py)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import numpy as np
 import pytest
 
 import veil.io.video
+import video_factory as _factory
 from veil.errors import ConfigError, InputError, OutputError
 from veil.io.video import (
     VIDEO_SUFFIXES,
@@ -23,17 +22,6 @@ from veil.io.video import (
     transcode,
 )
 
-
-def _load_factory():  # tests/io is no package ("io" would shadow the standard library)
-    name = "_video_factory"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_factory = _load_factory()
 make_video = _factory.make_video
 SECRET_COMMENT, SECRET_LOCATION = _factory.SECRET_COMMENT, _factory.SECRET_LOCATION
 SECRET_SERIAL = _factory.SECRET_SERIAL

@@ -22,7 +22,7 @@ import os
 import secrets
 import struct
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -397,10 +397,12 @@ def iter_image_files(
     recursive: bool = True,
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
+    suffixes: Collection[str] = IMAGE_SUFFIXES,
 ) -> Iterator[Path]:
     """Yield image files under ``root`` in sorted order, skipping hidden files and folders.
 
-    A file is an image if its suffix (any case) is in :data:`IMAGE_SUFFIXES`. ``include``
+    A file is listed if its suffix (any case) is in ``suffixes`` (default: the image
+    suffixes; the runner adds video suffixes). ``include``
     and ``exclude`` are :mod:`fnmatch` patterns matched against the POSIX path relative to
     ``root``, ignoring case like the suffix check (``*`` also crosses ``/``); with
     ``include`` given, a file must match one of them.
@@ -417,14 +419,16 @@ def iter_image_files(
         dirs[:] = [d for d in dirs if not d.startswith(".")] if recursive else []
         for name in files:
             file = Path(folder, name)
-            if _wanted(file.relative_to(root).as_posix(), include, exclude):
+            if _wanted(file.relative_to(root).as_posix(), include, exclude, suffixes):
                 found.append(file)
     yield from sorted(found)
 
 
-def _wanted(rel: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
+def _wanted(
+    rel: str, include: Sequence[str], exclude: Sequence[str], suffixes: Collection[str]
+) -> bool:
     name = rel.rsplit("/", 1)[-1]
-    if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+    if name.startswith(".") or Path(name).suffix.lower() not in suffixes:
         return False
     rel = rel.lower()
     if include and not any(fnmatch.fnmatchcase(rel, pat.lower()) for pat in include):

@@ -1,0 +1,233 @@
+"""``veil video``: anonymize one video file (tracking, audio kept, optional audit JSON).
+
+Exit status: 0 done (or skipped because the output exists), 1 the video failed (bad or
+unreadable input, encoding failure: no output is left), 2 invalid options, 130 Ctrl-C
+(the partial output is removed). The options shared with ``veil anonymize`` are repeated
+here rather than imported, so that ``veil.cli`` can import this module at load time.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from veil.config import AnonymizerConfig, DetectorConfig, MaskConfig, OutputConfig, RunConfig
+from veil.errors import ConfigError, VeilError
+from veil.runner import FileOutcome, Job, audit_path
+
+if TYPE_CHECKING:
+    from veil.pipeline import Pipeline
+    from veil.video import VideoConfig, VideoReport
+
+__all__ = ["VideoOutcome", "default_video_target", "run_video_job", "video"]
+
+EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+_MASK_SHAPES = ("ellipse", "box")
+
+
+@dataclass(frozen=True)
+class VideoOutcome(FileOutcome):
+    """A :class:`FileOutcome` (``faces`` = number of face tracks) plus the video report."""
+
+    report: VideoReport | None = None
+
+
+def default_video_target(source: Path) -> Path:
+    """``clip.mp4`` -> ``clip_anonymized.mp4`` beside it."""
+    return source.with_name(f"{source.stem}_anonymized{source.suffix}")
+
+
+def run_video_job(
+    src: Path,
+    dst: Path,
+    config: RunConfig,
+    video_config: VideoConfig | None = None,
+    quiet: bool = False,
+    *,
+    pipeline: Pipeline | None = None,
+) -> VideoOutcome:
+    """Anonymize one video for the command line; never leaves a partial output.
+
+    An existing ``dst`` is ``skipped`` unless ``config.output.overwrite``; ``report``
+    writes ``DST.audit.json``. A failing video (``VeilError`` other than
+    ``ConfigError``) becomes a ``failed`` outcome; ``ConfigError`` and Ctrl-C propagate.
+    A tqdm bar (frames/s, ETA) goes to stderr unless ``quiet``.
+    """
+    from tqdm import tqdm
+
+    from veil.video import anonymize_video
+
+    job, out = Job(src, dst), config.output
+    if dst.exists() and not out.overwrite:
+        return VideoOutcome(job, "skipped")
+    start = time.perf_counter()
+    bar = tqdm(unit="frame", disable=quiet, file=sys.stderr, desc=src.name, leave=False)
+
+    def progress(done: int, total: int) -> None:
+        if total and bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        audit = audit_path(dst) if out.report else None
+        kwargs: dict[str, Any] = {"pipeline": pipeline, "progress": progress, "audit": audit}
+        report = anonymize_video(src, dst, config, video_config, **kwargs)
+    except ConfigError:
+        raise
+    except VeilError as exc:
+        return VideoOutcome(job, "failed", error=str(exc), seconds=time.perf_counter() - start)
+    finally:
+        bar.close()
+    return VideoOutcome(job, "done", report.tracks, seconds=report.seconds, report=report)
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> None:
+    click.echo(f"veil: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _summary(outcome: VideoOutcome) -> str:
+    r = outcome.report
+    assert r is not None
+    parts = [f"veil: wrote {outcome.job.target}: {r.frames_out} frames, {r.tracks} face tracks"]
+    parts.append(f"{r.fps:.1f} frames/s")
+    if r.detection_failures:
+        parts.append(f"{r.detection_failures} frames obscured or dropped (detection failed)")
+    if r.decode_errors:
+        parts.append(f"{len(r.decode_errors)} decode errors (corrupt frames skipped)")
+    return ", ".join(parts)
+
+
+_OPTIONS: list[Any] = [
+    click.option(
+        "-o",
+        "--output",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Output video. Default: INPUT_anonymized.EXT beside the input.",
+    ),
+    click.option("-d", "--detector", default="centerface", show_default=True),
+    click.option(
+        "-t", "--threshold", type=click.FloatRange(0, 1), default=None, help="Detection threshold."
+    ),
+    click.option("--no-upscale", is_flag=True, help="centerface: skip the small-face pass."),
+    click.option("-m", "--method", default="gaussian", show_default=True),
+    click.option("-s", "--strength", type=click.FloatRange(0.05, 20), default=1.0),
+    click.option("--mask", "mask_shape", type=click.Choice(_MASK_SHAPES), default="ellipse"),
+    click.option("--mask-scale", type=click.FloatRange(0.5, 4), default=1.5, show_default=True),
+    click.option("--feather", type=click.FloatRange(0, 1), default=0.0),
+    click.option("--mask-drop", type=click.FloatRange(-0.5, 0.5), default=0.05),
+    click.option("--seed", type=int, default=None, help="Seed random methods."),
+    click.option(
+        "--detect-every",
+        type=click.IntRange(1),
+        default=1,
+        show_default=True,
+        help="Speed mode: full detection every N frames, tracking in between "
+        "(forced on scene cuts and uncertain tracks).",
+    ),
+    click.option(
+        "--max-age",
+        type=click.IntRange(0),
+        default=15,
+        show_default=True,
+        help="Keep masking a lost face for this many frames.",
+    ),
+    click.option(
+        "--lookahead",
+        type=click.IntRange(0),
+        default=8,
+        show_default=True,
+        help="Also mask a face in this many frames before it was first detected.",
+    ),
+    click.option(
+        "--on-error",
+        type=click.Choice(("obscure", "drop")),
+        default="obscure",
+        show_default=True,
+        help="A frame where detection fails is fully obscured, or dropped "
+        "(dropping changes the frame count).",
+    ),
+    click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True),
+    click.option("--preset", default="veryfast", show_default=True, help="x264/x265 preset."),
+    click.option("--codec", default="libx264", show_default=True, help="Video encoder."),
+    click.option("--no-audio", is_flag=True, help="Drop audio (default: copied unchanged)."),
+    click.option(
+        "--keep-metadata", is_flag=True, help="Keep container metadata (default strips it)."
+    ),
+    click.option("--report", is_flag=True, help="Write OUTPUT.audit.json (per-frame boxes)."),
+    click.option("--overwrite", is_flag=True, help="Replace an existing output."),
+    click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary."),
+]
+
+
+def _with_options(fn: Any) -> Any:
+    for option in reversed(_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@_with_options
+def video(input_path: Path, output: Path | None, quiet: bool, **options: Any) -> None:
+    """Anonymize every face in a video file; audio is kept.
+
+    \b
+    Faces are tracked across frames: a face the detector misses for a few frames stays
+    masked (--max-age), and is masked in the frames before it was first found
+    (--lookahead). A frame where detection fails is never written as it was.
+    Examples:
+      veil video clip.mp4                      # -> clip_anonymized.mp4
+      veil video clip.mp4 -o out.mkv --report --detect-every 3
+    """
+    try:
+        config, video_config = _configs(options)
+        dst = output or default_video_target(input_path)
+        outcome = run_video_job(input_path, dst, config, video_config, quiet)
+    except KeyboardInterrupt:
+        _fail("interrupted; the partial output was removed", EXIT_INTERRUPTED)
+        return
+    except VeilError as exc:
+        _fail(str(exc))
+        return
+    if outcome.status == "failed":
+        _fail(f"failed, no output written: {outcome.error}", EXIT_FAILED)
+    elif outcome.status == "skipped":
+        click.echo(f"veil: {dst} exists, skipped (use --overwrite)", err=True)
+    elif not quiet:
+        click.echo(_summary(outcome), err=True)
+
+
+def _configs(o: dict[str, Any]) -> tuple[RunConfig, VideoConfig]:
+    """The click options ``o`` -> (RunConfig, VideoConfig); raises ConfigError."""
+    from veil.video import VideoConfig
+
+    det_options = {"upscale": 0.0} if o["no_upscale"] else {}
+    if o["no_upscale"] and o["detector"] != "centerface":
+        raise ConfigError("--no-upscale applies to the centerface detector only")
+    config = RunConfig(
+        detector=DetectorConfig(o["detector"], o["threshold"], det_options),
+        mask=MaskConfig(o["mask_shape"], o["mask_scale"], o["feather"], o["mask_drop"]),
+        anonymizer=AnonymizerConfig(method=o["method"], strength=o["strength"], seed=o["seed"]),
+        output=OutputConfig(
+            keep_metadata=o["keep_metadata"], overwrite=o["overwrite"], report=o["report"]
+        ),
+    )
+    video_config = VideoConfig(
+        detect_every=o["detect_every"],
+        max_age=o["max_age"],
+        lookahead=o["lookahead"],
+        on_error=o["on_error"],
+        codec=o["codec"],
+        crf=o["crf"],
+        preset=o["preset"],
+        keep_audio=not o["no_audio"],
+        keep_metadata=o["keep_metadata"],
+    )
+    return config, video_config

@@ -1,0 +1,454 @@
+"""Anonymize video: detect -> track -> look-ahead -> mask -> anonymize on every frame.
+
+:class:`FrameAnonymizer` is the per-stream core (files now, live streams later): frames go
+in one by one and leave ``lookahead`` frames later, anonymized, with their faces.
+:func:`anonymize_video` runs it on a file with three overlapping stages, each a thread::
+
+    decode (VideoReader) --queue--> main: FrameAnonymizer --queue--> encode (VideoWriter)
+
+Queues are bounded, so memory is ``O(queue_size + lookahead)`` frames for any length.
+Fail closed: a frame whose detection (or anonymization) fails is never written as it
+was; it is fully obscured (``on_error="obscure"``) or left out (``"drop"``). Any other
+error, or Ctrl-C, stops every stage and leaves no output file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import queue
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import cv2
+import numpy as np
+
+from veil.config import RunConfig
+from veil.errors import ConfigError, OutputError, VeilError
+from veil.io.video import VideoReader, VideoWriter, _check_options
+from veil.pipeline import Pipeline
+from veil.runner import _sha256
+from veil.track import LookaheadBuffer, SpeedMode, Tracker
+from veil.types import Faces, check_image
+
+__all__ = ["FrameAnonymizer", "ProcessedFrame", "VideoConfig", "VideoReport", "anonymize_video"]
+__all__ += ["obscure"]
+
+log = logging.getLogger(__name__)
+
+ON_ERROR = ("obscure", "drop")
+_POLL = 0.05  # seconds between checks of the stop event while a queue is full or empty
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """How a video is tracked and encoded (the pipeline itself is a :class:`RunConfig`).
+
+    Attributes:
+        detect_every: speed mode: full detection every N frames, tracking in between
+            (detection is forced on scene cuts and uncertain tracks); 1 detects always.
+        max_age: frames a lost face stays masked at its predicted box (forward fill).
+        lookahead: frames held back so a face found late is masked in them too
+            (backward fill); 0 disables it. Output lags input by this many frames.
+        on_error: a frame whose detection fails is ``"obscure"``-d entirely or
+            ``"drop"``-ped (the output then has fewer frames; the others keep their pts).
+        codec, crf, preset, keep_audio, keep_metadata: see :class:`~veil.io.video.VideoWriter`.
+        queue_size: frames each inter-stage queue holds.
+    """
+
+    detect_every: int = 1
+    max_age: int = 15
+    lookahead: int = 8
+    on_error: str = "obscure"
+    codec: str = "libx264"
+    crf: int = 18
+    preset: str = "veryfast"
+    keep_audio: bool = True
+    keep_metadata: bool = False
+    queue_size: int = 8
+
+    def __post_init__(self) -> None:
+        checks = {
+            "detect_every": (self.detect_every >= 1, ">= 1"),
+            "queue_size": (self.queue_size >= 1, ">= 1"),
+            "max_age": (self.max_age >= 0, ">= 0"),
+            "lookahead": (self.lookahead >= 0, ">= 0"),
+            "on_error": (self.on_error in ON_ERROR, " or ".join(map(repr, ON_ERROR))),
+        }
+        for name, (ok, rule) in checks.items():
+            if not ok:
+                raise ConfigError(f"VideoConfig: {name}={getattr(self, name)!r}; expected {rule}")
+        _check_options(self.codec, self.crf, self.preset)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def obscure(image: np.ndarray, *, cells: int = 6) -> np.ndarray:
+    """The whole RGB ``uint8 (H, W, 3)`` image reduced to about ``cells`` colour cells
+    across (area average) and smoothly enlarged back: nothing in it stays recognizable."""
+    h, w = image.shape[:2]
+    small = (max(1, min(cells, w)), max(1, min(round(cells * h / w), h)))
+    tiny = cv2.resize(image, small, interpolation=cv2.INTER_AREA)
+    return cv2.resize(tiny, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+@dataclass(frozen=True)
+class ProcessedFrame:
+    """One frame leaving :class:`FrameAnonymizer`.
+
+    Attributes:
+        index: the index it was pushed with.
+        image: anonymized RGB ``uint8 (H, W, 3)``; fully obscured when ``error`` is set,
+            ``None`` when the ``"drop"`` policy leaves it out. Never the input as it was.
+        faces: what was masked (clipped to the frame): ``track_id`` and
+            ``data["source"]`` in ``{"detected", "predicted", "backfilled"}``.
+        detected: the detector ran on it and succeeded.
+        error: why detection or anonymization failed on it, else ``None``.
+        meta: whatever was pushed with it (e.g. pts and duration).
+    """
+
+    index: int
+    image: np.ndarray | None
+    faces: Faces
+    detected: bool
+    error: str | None = None
+    meta: Any = None
+
+
+class FrameAnonymizer:
+    """Stateful anonymizer for one stream of frames: tracking, speed mode, backward fill.
+
+    ``push(image, index)`` returns the frames that leave the look-ahead buffer (0 or 1,
+    ``video.lookahead`` frames late), ``flush()`` the rest at the end of the stream.
+    Not thread-safe: one stream, one caller.
+    """
+
+    def __init__(self, pipeline: Pipeline, video: VideoConfig | None = None) -> None:
+        self.pipeline, self.video = pipeline, video or VideoConfig()
+        self.tracker = Tracker(max_age=self.video.max_age)
+        self.speed = SpeedMode(self.tracker, every_n=self.video.detect_every)
+        # holds frames not yet anonymized: ProcessedFrame with the input image
+        self.buffer: LookaheadBuffer[ProcessedFrame] = LookaheadBuffer(self.video.lookahead)
+        self._retry = False  # detect on the frame after a failure, whatever speed mode says
+
+    def push(self, image: np.ndarray, index: int, *, meta: Any = None) -> list[ProcessedFrame]:
+        """Take one RGB ``uint8 (H, W, 3)`` frame; return those leaving the buffer."""
+        check_image(image, name=f"frame {index}")
+        run = self.speed.decide(index, image) or self._retry
+        error = None
+        if run:
+            try:
+                faces = self.tracker.update(self.pipeline.detect(image))
+            except VeilError as exc:
+                log.warning("frame %d: detection failed (%s): %s", index, self.video.on_error, exc)
+                error, faces = str(exc), self.tracker.predict_only()
+        else:
+            faces = self.tracker.predict_only()
+        self._retry = error is not None
+        item = ProcessedFrame(index, image, Faces.empty(), run and error is None, error, meta)
+        return [self._finish(p, f) for p, f in self.buffer.push(item, faces)]
+
+    def flush(self) -> list[ProcessedFrame]:
+        """Return every buffered frame, anonymized; call at the end of the stream."""
+        return [self._finish(p, f) for p, f in self.buffer.flush()]
+
+    def _finish(self, item: ProcessedFrame, faces: Faces) -> ProcessedFrame:
+        """Anonymize ``item.image`` (the input) with its final ``faces``, or apply the
+        ``on_error`` policy; boxes are clipped to the frame here."""
+        assert item.image is not None
+        source, faces, error = item.image, faces.clip(item.image.shape[:2]), item.error
+        image: np.ndarray | None = None
+        if error is None:
+            try:
+                image = self.pipeline.anonymize(source, faces).image
+            except VeilError as exc:
+                log.warning("frame %d: anonymization failed (%s)", item.index, self.video.on_error)
+                error = str(exc)
+        if error is not None:
+            image = obscure(source) if self.video.on_error == "obscure" else None
+        return dataclasses.replace(item, image=image, faces=faces, error=error)
+
+
+@dataclass(frozen=True)
+class VideoReport:
+    """What :func:`anonymize_video` did.
+
+    ``frames_tracked_only``: frames where at least one face was masked only by tracking
+    (predicted or backfilled box, the detector did not find it there);
+    ``frames_without_detection``: frames with nothing masked at all (no face detected or
+    tracked); ``detection_failures``: frames obscured or dropped by the ``on_error`` policy.
+    """
+
+    frames_in: int
+    frames_out: int
+    decode_errors: tuple[tuple[int, str], ...]
+    frames_detected: int
+    frames_tracked_only: int
+    frames_without_detection: int
+    detection_failures: int
+    tracks: int
+    seconds: float
+    fps: float
+
+
+class _Stopped(Exception):
+    """A stage noticed the stop event."""
+
+
+class _Control:
+    """Stop event and errors shared by the stages; queue calls that never hang."""
+
+    def __init__(self) -> None:
+        self.stop, self.errors = threading.Event(), list[BaseException]()
+
+    def put(self, q: queue.Queue[Any], item: Any) -> None:
+        while not self.stop.is_set():
+            with contextlib.suppress(queue.Full):
+                return q.put(item, timeout=_POLL)
+        raise _Stopped
+
+    def get(self, q: queue.Queue[Any]) -> Any:
+        while not self.stop.is_set():
+            with contextlib.suppress(queue.Empty):
+                return q.get(timeout=_POLL)
+        raise _Stopped
+
+    def thread(self, name: str, work: Callable[[], None]) -> threading.Thread:
+        """A started daemon thread running ``work``; its error stops every stage."""
+
+        def body() -> None:
+            try:
+                work()
+            except _Stopped:
+                pass
+            except BaseException as exc:
+                self.errors.append(exc)
+                self.stop.set()
+
+        t = threading.Thread(target=body, name=name, daemon=True)
+        t.start()
+        return t
+
+
+_END = object()  # end-of-stream sentinel
+
+
+def _decode(reader: VideoReader, out: queue.Queue[Any], ctl: _Control) -> None:
+    with reader:
+        for item in reader:
+            ctl.put(out, item)
+    ctl.put(out, _END)
+
+
+def _encode(writer: VideoWriter, inbox: queue.Queue[Any], ctl: _Control) -> None:
+    while (pf := ctl.get(inbox)) is not _END:
+        writer.write(pf.image, *pf.meta)
+
+
+class _Tally:
+    """Counts for :class:`VideoReport` and the audit's per-frame lines (kept in a temp file,
+    so memory does not grow with the video's length)."""
+
+    def __init__(self, log_file: IO[str] | None) -> None:
+        self.file = log_file
+        self.counts = dict.fromkeys(("out", "detected", "tracked_only", "no_face", "failed"), 0)
+        self.runs: dict[str, list[list[int]]] = {"tracked_only": [], "no_face": [], "failed": []}
+        self.max_track = self.seen = 0
+
+    def add(self, pf: ProcessedFrame) -> None:
+        self.seen += 1
+        src = pf.faces.data.get("source", [])
+        kinds = {
+            "out": pf.image is not None,
+            "detected": pf.detected,
+            "failed": pf.error is not None,
+            "tracked_only": pf.error is None and any(s != "detected" for s in src),
+            "no_face": pf.error is None and not len(pf.faces),
+        }
+        for kind, hit in kinds.items():
+            self.counts[kind] += hit
+            if hit and kind in self.runs:
+                _extend_runs(self.runs[kind], pf.index)
+        if pf.faces.track_id is not None and len(pf.faces):
+            self.max_track = max(self.max_track, int(pf.faces.track_id.max()))
+        if self.file is not None:
+            self.file.write(json.dumps(_frame_record(pf), separators=(",", ":")) + "\n")
+
+
+def _extend_runs(runs: list[list[int]], index: int) -> None:
+    """Add ``index`` to inclusive ``[first, last]`` runs of consecutive indices."""
+    if runs and runs[-1][1] == index - 1:
+        runs[-1][1] = index
+    else:
+        runs.append([index, index])
+
+
+def _frame_record(pf: ProcessedFrame) -> dict[str, Any]:
+    faces = pf.faces.to_records()
+    for rec, src in zip(faces, pf.faces.data.get("source", []), strict=False):
+        rec["source"] = src
+    pts = pf.meta[0] if isinstance(pf.meta, tuple) else None
+    out: dict[str, Any] = {"index": pf.index, "pts": pts, "detected": pf.detected}
+    out["faces"] = faces
+    if pf.error is not None:
+        out.update(error=pf.error, dropped=pf.image is None)
+    return out
+
+
+def anonymize_video(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    config: RunConfig,
+    video: VideoConfig | None = None,
+    *,
+    pipeline: Pipeline | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    audit: str | os.PathLike[str] | None = None,
+) -> VideoReport:
+    """Anonymize every frame of ``src`` into ``dst`` (audio copied, timing kept).
+
+    ``pipeline`` (built from ``config`` when ``None``) may be shared; ``progress(done,
+    total)`` is called in the calling thread after each frame (``total`` 0 if unknown);
+    ``audit`` names a JSON file written after the video. Raises InputError (unreadable
+    ``src``), OutputError, ConfigError; on any error or KeyboardInterrupt ``dst`` is not
+    created (an existing ``dst`` is left as it was). A failing audit write raises
+    OutputError but leaves the finished video.
+
+    The audit holds input/output sha256, ``settings`` (pipeline + video), ``summary``
+    (this report), ``decode_errors``, ``frame_runs`` (inclusive ``[first, last]`` index
+    runs of ``tracked_only``, ``no_face`` and ``detection_failed`` frames) and ``frames``,
+    one line each: ``{index, pts, detected, faces: [{box, score, track_id, source}]}``
+    plus ``error`` and ``dropped`` on failed frames.
+    """
+    src, dst, video = Path(src), Path(dst), video or VideoConfig()
+    pipeline = pipeline or Pipeline.from_config(config)
+    reader = VideoReader(src)
+    start = time.perf_counter()
+    writer = VideoWriter(dst, reader.info, source=src, **_writer_options(video))
+    with contextlib.ExitStack() as stack:
+        lines = (
+            stack.enter_context(tempfile.TemporaryFile("w+", encoding="utf-8")) if audit else None
+        )
+        tally = _Tally(lines)
+        try:
+            _run_stages(reader, writer, FrameAnonymizer(pipeline, video), tally, progress)
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        report = _report(reader, tally, time.perf_counter() - start)
+        if audit is not None:
+            header = _audit_header(src, dst, pipeline, video, report, tally)
+            _write_audit(Path(audit), header, lines)
+    return report
+
+
+def _writer_options(video: VideoConfig) -> dict[str, Any]:
+    keys = ("codec", "crf", "preset", "keep_audio", "keep_metadata")
+    return {k: getattr(video, k) for k in keys}
+
+
+def _run_stages(
+    reader: VideoReader,
+    writer: VideoWriter,
+    frames: FrameAnonymizer,
+    tally: _Tally,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """Decode and encode in their own threads, track and anonymize in this one."""
+    ctl, size, total = _Control(), frames.video.queue_size, reader.info.frame_count
+    inbox: queue.Queue[Any] = queue.Queue(size)
+    outbox: queue.Queue[Any] = queue.Queue(size)
+    threads = [
+        ctl.thread("veil-decode", lambda: _decode(reader, inbox, ctl)),
+        ctl.thread("veil-encode", lambda: _encode(writer, outbox, ctl)),
+    ]
+
+    def emit(done: list[ProcessedFrame]) -> None:
+        for pf in done:
+            tally.add(pf)
+            if pf.image is not None:
+                ctl.put(outbox, pf)
+            if progress is not None:
+                progress(tally.seen, total)
+
+    try:
+        while (df := ctl.get(inbox)) is not _END:
+            emit(frames.push(df.frame.image, df.frame.index, meta=(df.pts, df.duration)))
+        emit(frames.flush())
+        ctl.put(outbox, _END)
+        threads[1].join()
+    except _Stopped:
+        pass
+    finally:
+        ctl.stop.set()
+        for t in threads:
+            t.join(timeout=30)
+            if t.is_alive():
+                log.error("thread %s did not stop within 30 s", t.name)
+    if ctl.errors:
+        raise ctl.errors[0]
+
+
+def _report(reader: VideoReader, tally: _Tally, seconds: float) -> VideoReport:
+    c = tally.counts
+    return VideoReport(
+        frames_in=reader.frames_read,
+        frames_out=c["out"],
+        decode_errors=tuple(reader.errors),
+        frames_detected=c["detected"],
+        frames_tracked_only=c["tracked_only"],
+        frames_without_detection=c["no_face"],
+        detection_failures=c["failed"],
+        tracks=tally.max_track,
+        seconds=seconds,
+        fps=c["out"] / seconds if seconds > 0 else 0.0,
+    )
+
+
+def _audit_header(
+    src: Path, dst: Path, pipeline: Pipeline, video: VideoConfig, r: VideoReport, t: _Tally
+) -> dict[str, Any]:
+    summary = dataclasses.asdict(r)
+    summary["decode_errors"] = len(r.decode_errors)
+    return {
+        "input": str(src),
+        "input_sha256": _sha256(src),
+        "output": str(dst),
+        "output_sha256": _sha256(dst),
+        "settings": {**pipeline.describe(), "video": video.to_dict()},
+        "summary": summary,
+        "decode_errors": [{"before_frame": i, "message": m} for i, m in r.decode_errors],
+        "frame_runs": {
+            "note": "inclusive [first, last] frame index runs",
+            "tracked_only": t.runs["tracked_only"],
+            "no_face": t.runs["no_face"],
+            "detection_failed": t.runs["failed"],
+        },
+    }
+
+
+def _write_audit(path: Path, header: dict[str, Any], frames: IO[str] | None) -> None:
+    """``header`` plus ``"frames"``: one JSON line per frame from ``frames``; atomic."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as out:
+            out.write(json.dumps(header, indent=1)[:-2] + ',\n "frames": [\n')
+            if frames is not None:
+                frames.seek(0)
+                for k, line in enumerate(frames):
+                    out.write(("  " if k == 0 else ", ") + line)
+            out.write(" ]\n}\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write audit file: {exc}") from exc

@@ -1,0 +1,177 @@
+"""RGB-D I/O (depth files, pairing, intrinsics, depth policies) and the CLI end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from veil.commands.rgbd import rgbd_command, synth_group
+from veil.errors import ConfigError, InputError
+from veil.io.rgbd import (
+    apply_depth_policy,
+    pair_inputs,
+    read_depth,
+    read_intrinsics,
+    write_depth,
+)
+
+SHARED_META = [
+    {"name": "x", "intrinsics_est": {"fx": 525.0, "fy": 525.0, "cx": 319.5, "cy": 239.5}}
+]
+
+
+def test_public_names() -> None:
+    import veil.rgbd
+
+    for name in ("DepthMasker", "SynthFrame", "find_heads_without_faces", "make_scene"):
+        assert hasattr(veil.rgbd, name)
+
+
+def test_depth_png_round_trip_in_millimetres(tmp_path: Path) -> None:
+    depth = np.array([[0.0, 1.2345], [2.5, 70.0]], np.float32)
+    write_depth(tmp_path / "d.png", depth)
+    raw = cv2.imread(str(tmp_path / "d.png"), cv2.IMREAD_UNCHANGED)
+    assert raw.dtype == np.uint16
+    np.testing.assert_array_equal(raw, [[0, 1234], [2500, 0]])  # past 65.535 m: invalid
+    back = read_depth(tmp_path / "d.png")
+    np.testing.assert_allclose(back, [[0, 1.234], [2.5, 0]], atol=1e-6)
+    np.testing.assert_allclose(read_depth(tmp_path / "d.png", depth_scale=0.0001)[1, 0], 0.25)
+    assert [p.name for p in tmp_path.iterdir()] == ["d.png"], "no temporary file left"
+
+
+def test_depth_npy_round_trip(tmp_path: Path) -> None:
+    depth = np.random.default_rng(0).uniform(0.5, 5, (6, 8)).astype(np.float32)
+    write_depth(tmp_path / "d.npy", depth)
+    np.testing.assert_array_equal(read_depth(tmp_path / "d.npy"), depth)
+    np.save(tmp_path / "nan.npy", np.array([[np.nan, -1.0, 2.0]]))
+    np.testing.assert_array_equal(read_depth(tmp_path / "nan.npy"), [[0, 0, 2]])
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("rgb.npy", np.zeros((4, 4, 3), np.float32), "single-channel"),
+        ("bytes.npy", np.zeros((4, 4), np.uint8), "16-bit"),
+        ("missing.png", None, "not found"),
+    ],
+)
+def test_bad_depth_names_the_file(tmp_path: Path, name: str, content: object, message: str) -> None:
+    path = tmp_path / name
+    if isinstance(content, np.ndarray):
+        np.save(path, content)
+    with pytest.raises(InputError, match=message) as err:
+        read_depth(path)
+    assert str(path) in str(err.value)
+
+
+def test_intrinsics_layouts(tmp_path: Path) -> None:
+    layouts = [
+        {"fx": 500, "fy": 501, "cx": 320, "cy": 240},
+        {"intrinsics": {"fx": 500, "fy": 501, "cx": 320, "cy": 240}},
+        {"K": [[500, 0, 320], [0, 501, 240], [0, 0, 1]]},
+    ]
+    for i, data in enumerate(layouts):
+        (tmp_path / f"{i}.json").write_text(json.dumps(data))
+        assert read_intrinsics(tmp_path / f"{i}.json") == {
+            "fx": 500,
+            "fy": 501,
+            "cx": 320,
+            "cy": 240,
+        }
+    (tmp_path / "meta.json").write_text(json.dumps(SHARED_META))
+    assert read_intrinsics(tmp_path / "meta.json")["cx"] == 319.5
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(InputError, match=r"bad\.json"):
+        read_intrinsics(tmp_path / "bad.json")
+
+
+def test_pairing_rules(tmp_path: Path) -> None:
+    grey = np.zeros((4, 4, 3), np.uint8)
+    for folder, names in (("color", ["0001.png", "0002.png"]), ("depth", ["0001.png", "0002.png"])):
+        for n in names:
+            (tmp_path / "seq" / folder).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(grey).save(tmp_path / "seq" / folder / n)
+    pairs = pair_inputs(tmp_path / "seq", None)
+    assert [(p.color.parent.name, p.depth.parent.name, p.key) for p in pairs] == [
+        ("color", "depth", "0001"),
+        ("color", "depth", "0002"),
+    ]
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    Image.fromarray(grey).save(flat / "a_color.png")
+    np.save(flat / "a_depth.npy", np.ones((4, 4), np.float32))
+    Image.fromarray(grey).save(flat / "b_color.png")
+    with pytest.raises(InputError, match=r"b_color\.png"):
+        pair_inputs(flat, None)
+    (flat / "b_color.png").unlink()
+    [pair] = pair_inputs(flat, None)
+    assert pair.depth.name == "a_depth.npy" and pair.key == "a"
+
+
+def test_depth_policies_remove_relief_inside_masks_only() -> None:
+    ys, xs = np.mgrid[0:40, 0:40]
+    relief = 2.0 + 0.03 * np.exp(-((xs - 20.0) ** 2 + (ys - 20.0) ** 2) / 40)
+    depth = relief.astype(np.float32)
+    depth[0, 0] = 0
+    mask = np.zeros((1, 40, 40), bool)
+    mask[0, 10:30, 10:30] = True
+    assert np.array_equal(apply_depth_policy(depth, mask, "keep"), depth)
+    flat = apply_depth_policy(depth, mask, "flatten")
+    assert np.ptp(flat[10:30, 10:30]) < 0.01 < np.ptp(depth[10:30, 10:30])
+    assert np.array_equal(flat[~mask[0]], depth[~mask[0]])
+    noisy = apply_depth_policy(depth, mask, "noise", rng=np.random.default_rng(0))
+    assert 0.01 < np.std(noisy[10:30, 10:30]) < 0.04
+    with pytest.raises(ConfigError, match="keep"):
+        apply_depth_policy(depth, mask, "blur")
+
+
+@pytest.fixture(scope="module")
+def cli() -> click.Group:
+    group = click.Group("veil")
+    group.add_command(synth_group)
+    group.add_command(rgbd_command)
+    return group
+
+
+def test_synth_then_anonymize_end_to_end(tmp_path: Path, cli: click.Group) -> None:
+    runner = CliRunner()
+    scene = tmp_path / "scene"
+    res = runner.invoke(
+        cli, ["synth", "rgbd", str(scene), "--frames", "2", "--people", "3", "--seed", "4"]
+    )
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (scene / "color").iterdir()) == ["0000.png", "0001.png"]
+    heads = np.asarray(Image.open(scene / "gt" / "0000_heads.png"))
+    assert set(np.unique(heads)) == {0, 1, 2, 3}
+    k = read_intrinsics(scene / "intrinsics.json")
+    assert k["fx"] == 525.0
+    out = tmp_path / "out"
+    res = runner.invoke(cli, ["rgbd", str(scene), "-o", str(out), "--heads", "--seed", "1"])
+    assert res.exit_code == 0, res.output
+    before = np.asarray(Image.open(scene / "color" / "0000.png")).astype(int)
+    after = np.asarray(Image.open(out / "color" / "0000.png")).astype(int)
+    changed = np.abs(after - before).sum(axis=2) > 0
+    for label in (1, 2, 3):  # every head changed, faces visible or not
+        assert changed[heads == label].mean() > 0.5, label
+    assert changed[heads == 0].mean() < 0.1
+    d_in, d_out = read_depth(scene / "depth" / "0000.png"), read_depth(out / "depth" / "0000.png")
+    assert d_out.shape == d_in.shape
+    assert not np.array_equal(d_in[heads == 1], d_out[heads == 1]), "facial relief flattened"
+    far = (heads == 0) & ~changed
+    np.testing.assert_array_equal(d_in[far], d_out[far])
+
+
+def test_mismatched_depth_fails_that_pair(tmp_path: Path, cli: click.Group) -> None:
+    Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(tmp_path / "x_color.png")
+    write_depth(tmp_path / "x_depth.png", np.ones((40, 64), np.float32))
+    res = CliRunner().invoke(cli, ["rgbd", str(tmp_path), "-o", str(tmp_path / "o")])
+    assert res.exit_code == 1
+    assert "x_depth.png" in res.output
+    assert not (tmp_path / "o" / "color").exists()

@@ -1,0 +1,105 @@
+"""The ``veil video`` command through click's CliRunner (real CenterFace, tiny clips)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from veil.commands.video import default_video_target, run_video_job, video
+from veil.config import OutputConfig, RunConfig
+from veil.io.video import probe_video
+from video_factory import make_video
+
+
+def invoke(*args: object) -> Result:
+    return CliRunner().invoke(video, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture
+def clip(tmp_path: Path) -> Path:
+    return make_video(tmp_path / "clip.mp4", frames=8, size=(160, 120))
+
+
+def test_help_names_the_tracking_and_speed_options() -> None:
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for option in ("--detect-every", "--max-age", "--lookahead", "--on-error", "--no-audio"):
+        assert option in result.output
+
+
+def test_default_output_name_keeps_frames_and_audio(clip: Path) -> None:
+    result = invoke(clip, "-q")
+    assert result.exit_code == 0, result.output
+    out = clip.with_name("clip_anonymized.mp4")
+    assert default_video_target(clip) == out
+    info = probe_video(out)
+    assert info.has_audio and (info.width, info.height) == (160, 120)
+    assert not list(clip.parent.glob(".*partial*"))
+
+
+def test_no_audio_drops_audio_and_report_writes_the_audit(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mkv"
+    result = invoke(clip, "-o", out, "--no-audio", "--report", "--detect-every", "2")
+    assert result.exit_code == 0, result.output
+    assert not probe_video(out).has_audio
+    assert "8 frames" in result.output and "frames/s" in result.output
+    audit = json.loads((tmp_path / "out.mkv.audit.json").read_text())
+    assert len(audit["frames"]) == 8 and audit["settings"]["video"]["detect_every"] == 2
+    assert audit["settings"]["video"]["keep_audio"] is False
+
+
+def test_existing_output_is_skipped_unless_overwrite(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"keep me")
+    result = invoke(clip, "-o", out, "-q")
+    assert result.exit_code == 0 and "skipped" in result.output
+    assert out.read_bytes() == b"keep me"
+
+
+@pytest.mark.parametrize(
+    ("content", "code", "message"),
+    [
+        (b"this is not a video", 1, "not a video file"),
+        (b"", 1, "empty"),
+        (None, 1, "not found"),
+    ],
+)
+def test_bad_input_is_a_clear_error_with_no_output(
+    tmp_path: Path, content: bytes | None, code: int, message: str
+) -> None:
+    src = tmp_path / "bad.mp4"
+    if content is not None:
+        src.write_bytes(content)
+    result = invoke(src, "-q")
+    assert result.exit_code == code
+    assert result.output.startswith("veil: error:") and message in result.output
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == (
+        ["bad.mp4"] if content is not None else []
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--method", "nope"), "unknown anonymizer"),
+        (("--preset", "warp"), "preset"),
+        (("-d", "haar", "--no-upscale"), "centerface"),
+    ],
+)
+def test_bad_options_exit_2(clip: Path, args: tuple[str, ...], message: str) -> None:
+    result = invoke(clip, *args)
+    assert result.exit_code == 2 and message in result.output
+    assert not clip.with_name("clip_anonymized.mp4").exists()
+
+
+def test_run_video_job_reports_failure_without_raising(tmp_path: Path) -> None:
+    src = tmp_path / "x.mp4"
+    src.write_bytes(b"junk")
+    config = RunConfig(output=OutputConfig(overwrite=True))
+    outcome = run_video_job(src, tmp_path / "y.mp4", config, quiet=True)
+    assert outcome.status == "failed" and "x.mp4" in (outcome.error or "")
+    assert not (tmp_path / "y.mp4").exists()

@@ -1,0 +1,295 @@
+"""Tests for veil.video: tracking, backward fill, speed mode, fail-closed frames, threads.
+
+Clips are generated here: an astronaut face (40x40) drifting right by 1 px per frame on
+static noise, with the frame index written as a barcode in the top rows so that the fake
+detector knows which frame it sees, and can blink or crash on chosen frames.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+import veil.video
+from factories import ASTRONAUT_FACE, face_on_canvas
+from veil.anonymize.base import ANONYMIZERS
+from veil.config import RunConfig
+from veil.detect.base import Detector
+from veil.errors import ConfigError, OutputError
+from veil.io.video import VideoReader, VideoWriter
+from veil.mask import Masker
+from veil.pipeline import Pipeline
+from veil.types import Faces
+from veil.video import FrameAnonymizer, VideoConfig, VideoReport, anonymize_video
+
+W, H, FACE, BITS = 160, 128, 40, 8
+
+
+def true_box(i: int) -> np.ndarray:
+    """Where the face is in frame ``i``: ``xyxy float32 (4,)``."""
+    x = 20 + i
+    return np.array([x, 50, x + FACE, 50 + FACE], np.float32)
+
+
+def face_clip(path: Path, frames: int = 30) -> Path:
+    """Write the moving-face clip (H.264, 25 fps, near-lossless) to ``path``."""
+    x0, y0, x1, y1 = ASTRONAUT_FACE.astype(int)
+    face = cv2.resize(skimage.data.astronaut()[y0:y1, x0:x1], (FACE, FACE))
+    noise = np.random.default_rng(0).integers(0, 256, (H, W, 3), np.uint8)
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=25, options={"preset": "ultrafast", "crf": "8"})
+        vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
+        for i in range(frames):
+            img = noise.copy()
+            for b in range(BITS):
+                img[:16, b * 16 : (b + 1) * 16] = 255 * ((i >> b) & 1)
+            bx = true_box(i).astype(int)
+            img[bx[1] : bx[3], bx[0] : bx[2]] = face
+            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+            vf.pts, vf.time_base = i, Fraction(1, 25)
+            out.mux(vs.encode(vf))
+        out.mux(vs.encode(None))
+    return path
+
+
+class ScriptedDetector(Detector):
+    """Reads the frame index from the barcode; finds the true face except on ``blink``
+    frames (nothing) and ``crash`` frames (raises). Counts its calls."""
+
+    name = "scripted"
+
+    def __init__(self, blink: set[int] = frozenset(), crash: set[int] = frozenset()) -> None:  # type: ignore[assignment]
+        self.blink, self.crash, self.calls = set(blink), set(crash), 0
+
+    def detect(self, image: np.ndarray) -> Faces:
+        self.calls += 1
+        i = sum(int(image[4:12, b * 16 + 4 : b * 16 + 12].mean() > 128) << b for b in range(BITS))
+        if i in self.crash:
+            raise RuntimeError(f"model exploded on frame {i}")
+        if i in self.blink:
+            return Faces.empty()
+        return Faces(xyxy=true_box(i)[None], scores=np.array([0.9], np.float32))
+
+
+@dataclass
+class Run:
+    report: VideoReport
+    src: list[np.ndarray]  # decoded input frames, int (H, W, 3)
+    src_pts: list[int | None]
+    out: list[np.ndarray]  # decoded output frames
+    pts: list[int | None]
+    audit: dict
+
+
+def run(tmp_path: Path, det: Detector, frames: int = 30, **video: object) -> Run:
+    """Anonymize a fresh face clip with ``det`` and a black box mask."""
+    src = face_clip(tmp_path / "in.mp4", frames)
+    dst, audit = tmp_path / "out.mp4", tmp_path / "out.audit.json"
+    pipe = Pipeline(det, ANONYMIZERS.create("solid"), Masker(shape="box", scale=1.0, drop=0.0))
+    report = anonymize_video(
+        src,
+        dst,
+        RunConfig(),
+        VideoConfig(**video),
+        pipeline=pipe,
+        audit=audit,  # type: ignore[arg-type]
+    )
+    return Run(report, *decode(src), *decode(dst), json.loads(audit.read_text()))
+
+
+def decode(path: Path) -> tuple[list[np.ndarray], list[int | None]]:
+    with VideoReader(path) as reader:
+        items = list(reader)
+    return [d.frame.image.astype(int) for d in items], [d.pts for d in items]
+
+
+def masked(frame: np.ndarray, i: int) -> bool:
+    """The inside of the true face box is black (solid fill)."""
+    x0, y0, x1, y1 = true_box(i).astype(int)
+    return float(frame[y0 + 4 : y1 - 4, x0 + 4 : x1 - 4].mean()) < 25
+
+
+def test_public_names_exist() -> None:
+    for name in veil.video.__all__:
+        assert hasattr(veil.video, name)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"detect_every": 0},
+        {"max_age": -1},
+        {"lookahead": -1},
+        {"on_error": "ignore"},
+        {"queue_size": 0},
+        {"crf": 60},
+        {"preset": "warp"},
+        {"codec": "no-such-codec"},
+    ],
+)
+def test_bad_video_config_is_a_config_error(kwargs: dict) -> None:
+    with pytest.raises(ConfigError):
+        VideoConfig(**kwargs)
+
+
+def test_frames_leave_after_the_lookahead_delay_in_order() -> None:
+    pipe = Pipeline(ScriptedDetector(), ANONYMIZERS.create("solid"))
+    core = FrameAnonymizer(pipe, VideoConfig(lookahead=3))
+    image = np.zeros((H, W, 3), np.uint8)
+    out = [core.push(image, i, meta=i) for i in range(6)]
+    assert [len(o) for o in out] == [0, 0, 0, 1, 1, 1]
+    rest = core.flush()
+    assert [p.index for o in out for p in o] + [p.index for p in rest] == list(range(6))
+    assert all(p.meta == p.index for p in rest)
+
+
+def test_every_frame_masked_timing_kept_and_background_untouched(tmp_path: Path) -> None:
+    r = run(tmp_path, ScriptedDetector())
+    assert r.report.frames_in == r.report.frames_out == len(r.out) == 30
+    assert r.pts == r.src_pts and len(set(r.pts)) == 30
+    assert all(masked(f, i) for i, f in enumerate(r.out))
+    assert not any(masked(f, i) for i, f in enumerate(r.src))
+    background = [np.abs(o[100:] - s[100:]).mean() for o, s in zip(r.out, r.src, strict=True)]
+    assert max(background) < 8
+    assert r.report.frames_detected == 30 and r.report.tracks == 1
+
+
+@pytest.mark.parametrize(("video", "filled"), [({}, True), ({"max_age": 0, "lookahead": 0}, False)])
+def test_a_detector_blink_is_masked_by_tracking(tmp_path: Path, video: dict, filled: bool) -> None:
+    r = run(tmp_path, ScriptedDetector(blink={10, 11, 12}), **video)
+    assert [masked(r.out[i], i) for i in (10, 11, 12)] == [filled] * 3
+    assert masked(r.out[9], 9) and masked(r.out[13], 13)
+    if filled:
+        assert r.report.frames_tracked_only == 3 and r.report.frames_without_detection == 0
+        assert r.audit["frame_runs"]["tracked_only"] == [[10, 12]]
+        assert r.audit["frames"][11]["faces"][0]["source"] in ("predicted", "backfilled")
+
+
+@pytest.mark.parametrize(("lookahead", "filled"), [(8, True), (0, False)])
+def test_backward_fill_masks_frames_before_the_first_detection(
+    tmp_path: Path, lookahead: int, filled: bool
+) -> None:
+    r = run(tmp_path, ScriptedDetector(blink=set(range(5))), 20, lookahead=lookahead)
+    assert [masked(r.out[i], i) for i in range(5)] == [filled] * 5
+    assert all(masked(r.out[i], i) for i in range(5, 20))
+    sources = {f["source"] for i in range(5) for f in r.audit["frames"][i]["faces"]}
+    assert sources == ({"backfilled"} if filled else set())
+    assert r.report.frames_without_detection == (0 if filled else 5)
+
+
+def test_detection_failure_obscures_that_frame_and_the_run_goes_on(tmp_path: Path) -> None:
+    r = run(tmp_path, ScriptedDetector(crash={7}), 20)
+    assert len(r.out) == 20 and r.pts == r.src_pts
+    whole = [np.abs(o - s).mean() for o, s in zip(r.out, r.src, strict=True)]
+    assert whole[7] > 40  # noise background destroyed: nothing recognizable left
+    assert max(whole[:7] + whole[8:]) < 25  # the face box and re-encoding only
+    assert r.report.detection_failures == 1
+    assert "exploded" in r.audit["frames"][7]["error"] and not r.audit["frames"][7]["dropped"]
+    assert r.audit["frame_runs"]["detection_failed"] == [[7, 7]]
+    assert all(masked(r.out[i], i) for i in range(20) if i != 7)
+
+
+def test_drop_policy_leaves_the_failed_frame_out(tmp_path: Path) -> None:
+    r = run(tmp_path, ScriptedDetector(crash={7}), 12, on_error="drop")
+    assert r.report.frames_in == 12 and r.report.frames_out == len(r.out) == 11
+    assert r.pts == r.src_pts[:7] + r.src_pts[8:]
+    assert r.audit["frames"][7]["dropped"]
+
+
+def test_speed_mode_detects_a_quarter_of_frames_and_masks_all(tmp_path: Path) -> None:
+    det = ScriptedDetector()
+    r = run(tmp_path, det, 32, detect_every=4)
+    assert 8 <= det.calls <= 11 and r.report.frames_detected == det.calls
+    assert all(masked(f, i) for i, f in enumerate(r.out))
+
+
+def test_audit_describes_settings_and_every_frame(tmp_path: Path) -> None:
+    audit = run(tmp_path, ScriptedDetector(blink={3}), 10, lookahead=2).audit
+    assert len(audit["input_sha256"]) == len(audit["output_sha256"]) == 64
+    assert audit["settings"]["video"]["lookahead"] == 2
+    assert audit["settings"]["detector"] == {"name": "scripted"}
+    assert [f["index"] for f in audit["frames"]] == list(range(10))
+    frame = audit["frames"][0]
+    assert frame["pts"] == 0 and frame["detected"] is True
+    assert set(frame["faces"][0]) == {"box", "score", "track_id", "source"}
+    assert audit["summary"]["frames_out"] == 10 and audit["decode_errors"] == []
+
+
+def _clip_and_paths(tmp_path: Path) -> tuple[Path, Path, Pipeline]:
+    src = face_clip(tmp_path / "in.mp4", 30)
+    return src, tmp_path / "out.mp4", Pipeline(ScriptedDetector(), ANONYMIZERS.create("solid"))
+
+
+def test_ctrl_c_leaves_no_output_and_no_threads(tmp_path: Path) -> None:
+    src, dst, pipe = _clip_and_paths(tmp_path)
+    baseline = threading.active_count()
+
+    def interrupt(done: int, total: int) -> None:
+        assert total == 30
+        if done == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        anonymize_video(
+            src, dst, RunConfig(), pipeline=pipe, progress=interrupt, audit=dst.with_suffix(".json")
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+    assert threading.active_count() == baseline
+
+
+def test_encoder_error_leaves_no_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src, dst, pipe = _clip_and_paths(tmp_path)
+    baseline, real_write = threading.active_count(), VideoWriter.write
+
+    def failing_write(self: VideoWriter, *args: object) -> None:
+        if self.frames_written == 3:
+            raise OutputError("disk full")
+        real_write(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(VideoWriter, "write", failing_write)
+    with pytest.raises(OutputError, match="disk full"):
+        anonymize_video(src, dst, RunConfig(), pipeline=pipe)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+    assert threading.active_count() == baseline
+
+
+def test_corrupt_packets_are_skipped_and_audited(tmp_path: Path) -> None:
+    src = face_clip(tmp_path / "in.mkv", 60)
+    data = bytearray(src.read_bytes())
+    rng = np.random.default_rng(0)
+    for k in range(4):
+        off = len(data) // 4 + k * len(data) // 8
+        data[off : off + 64] = rng.integers(0, 256, 64, np.uint8).tobytes()
+    src.write_bytes(bytes(data))
+    pipe = Pipeline(ScriptedDetector(), ANONYMIZERS.create("solid"))
+    audit = tmp_path / "a.json"
+    report = anonymize_video(src, tmp_path / "out.mkv", RunConfig(), pipeline=pipe, audit=audit)
+    assert report.decode_errors and 30 <= report.frames_out == report.frames_in <= 60
+    assert json.loads(audit.read_text())["decode_errors"][0]["message"]
+
+
+def test_default_pipeline_blurs_the_face_in_every_frame(tmp_path: Path) -> None:
+    """End to end with CenterFace and the default gaussian blur on a 320x240 clip."""
+    src, boxes = tmp_path / "face.mp4", []
+    with av.open(str(src), "w") as out:
+        vs = out.add_stream("libx264", rate=25, options={"preset": "ultrafast", "crf": "12"})
+        vs.width, vs.height, vs.pix_fmt = 320, 240, "yuv420p"
+        for i in range(12):
+            img, box = face_on_canvas(scale=0.6, offset=(10 + 4 * i, 0), canvas=(240, 320))
+            boxes.append(box.astype(int))
+            out.mux(vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        out.mux(vs.encode(None))
+    report = anonymize_video(src, tmp_path / "out.mp4", RunConfig())
+    assert report.frames_out == 12 and report.detection_failures == 0
+    before, after = decode(src)[0], decode(tmp_path / "out.mp4")[0]
+    for (x0, y0, x1, y1), a, b in zip(boxes, before, after, strict=True):
+        assert np.abs(a[y0:y1, x0:x1] - b[y0:y1, x0:x1]).mean() > 15
