@@ -85,7 +85,7 @@ def anonymize_image(
     strength: float = 1.0,
     threshold: float | None = None,
     mask: str = "ellipse",
-    mask_scale: float = 1.5,
+    mask_scale: float = 1.4,
     seed: int | None = None,
     config: RunConfig | None = None,
 ) -> np.ndarray:

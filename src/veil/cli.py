@@ -12,10 +12,10 @@ import click
 
 from veil import __version__
 from veil.anonymize.base import ANONYMIZERS
-from veil.config import AnonymizerConfig, DetectorConfig, MaskConfig, OutputConfig, RunConfig
+from veil.commands.options import detector_config, detector_options, pipeline_options, run_config
+from veil.config import OutputConfig
 from veil.detect.base import DETECTORS
 from veil.errors import VeilError
-from veil.mask import MASK_SHAPES
 from veil.runner import FileOutcome, ImageRunner, RunSummary, plan_jobs
 
 EXIT_SOME_FAILED = 1
@@ -47,38 +47,6 @@ def main(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
-def detector_options(fn: Any) -> Any:
-    fn = click.option(
-        "-d",
-        "--detector",
-        default="centerface",
-        show_default=True,
-        help="Face detector (see 'veil methods').",
-    )(fn)
-    fn = click.option(
-        "-t",
-        "--threshold",
-        type=click.FloatRange(0, 1),
-        default=None,
-        help="Detection score threshold; lower finds more faces (centerface default 0.2).",
-    )(fn)
-    fn = click.option(
-        "--no-upscale",
-        is_flag=True,
-        help="centerface: skip the upscaled small-face pass (faster, misses tiny faces).",
-    )(fn)
-    return fn
-
-
-def _detector_config(detector: str, threshold: float | None, no_upscale: bool) -> DetectorConfig:
-    options: dict[str, Any] = {}
-    if no_upscale:
-        if detector != "centerface":
-            _fail("--no-upscale applies to the centerface detector only")
-        options["upscale"] = 0.0
-    return DetectorConfig(name=detector, threshold=threshold, options=options)
-
-
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
@@ -88,52 +56,7 @@ def _detector_config(detector: str, threshold: float | None, no_upscale: bool) -
     default=None,
     help="Output file (one input) or folder. Default: NAME_anonymized next to each input.",
 )
-@detector_options
-@click.option(
-    "-m",
-    "--method",
-    default="gaussian",
-    show_default=True,
-    help="Anonymization method (see 'veil methods').",
-)
-@click.option(
-    "-s",
-    "--strength",
-    type=click.FloatRange(0.05, 20),
-    default=1.0,
-    show_default=True,
-    help="Method strength; kernels scale with each face's size.",
-)
-@click.option(
-    "--mask",
-    "mask_shape",
-    type=click.Choice(MASK_SHAPES),
-    default="ellipse",
-    show_default=True,
-    help="Region shape around each face.",
-)
-@click.option(
-    "--mask-scale",
-    type=click.FloatRange(0.5, 4),
-    default=1.5,
-    show_default=True,
-    help="Grow each face box by this factor before masking.",
-)
-@click.option(
-    "--feather",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Soft edge outside the mask, as a fraction of face size.",
-)
-@click.option(
-    "--mask-drop",
-    type=click.FloatRange(-0.5, 0.5),
-    default=0.05,
-    show_default=True,
-    help="Move the mask down by this fraction of the face height (chin, neck).",
-)
-@click.option("--seed", type=int, default=None, help="Seed random methods (reproducible).")
+@pipeline_options
 @click.option(
     "--keep-metadata",
     is_flag=True,
@@ -163,16 +86,6 @@ def _detector_config(detector: str, threshold: float | None, no_upscale: bool) -
 def anonymize(
     inputs: tuple[Path, ...],
     output: Path | None,
-    detector: str,
-    threshold: float | None,
-    no_upscale: bool,
-    method: str,
-    strength: float,
-    mask_shape: str,
-    mask_scale: float,
-    feather: float,
-    mask_drop: float,
-    seed: int | None,
     keep_metadata: bool,
     jpeg_quality: int,
     overwrite: bool,
@@ -182,27 +95,24 @@ def anonymize(
     exclude: tuple[str, ...],
     workers: int,
     quiet: bool,
+    **options: Any,
 ) -> None:
     """Anonymize every face in image and video files and folders.
 
     Outputs keep each input's format; folders are mirrored. Videos get the video
     defaults (tracking, audio kept; 'veil video' has the video-only options). Files
-    whose output exists are skipped (use --overwrite). A file that fails gets no output at all, never an
-    un-anonymized copy; the run goes on and exits with status 1, listing the failures.
+    whose output exists are skipped (use --overwrite). A file that fails gets no
+    output at all, never an un-anonymized copy; the run goes on and exits with
+    status 1, listing the failures.
     """
     try:
-        config = RunConfig(
-            detector=_detector_config(detector, threshold, no_upscale),
-            mask=MaskConfig(shape=mask_shape, scale=mask_scale, feather=feather, drop=mask_drop),
-            anonymizer=AnonymizerConfig(method=method, strength=strength, seed=seed),
-            output=OutputConfig(
-                keep_metadata=keep_metadata,
-                jpeg_quality=jpeg_quality,
-                overwrite=overwrite,
-                report=report,
-            ),
-            workers=workers,
+        out = OutputConfig(
+            keep_metadata=keep_metadata,
+            jpeg_quality=jpeg_quality,
+            overwrite=overwrite,
+            report=report,
         )
+        config = run_config(options, out, workers)
         jobs = plan_jobs(
             list(inputs), output, recursive=recursive, include=include, exclude=exclude
         )
@@ -258,20 +168,13 @@ def _print_summary(summary: RunSummary, quiet: bool) -> None:
     help="Write the JSON here instead of standard output.",
 )
 @detector_options
-def detect(
-    inputs: tuple[Path, ...],
-    output: Path | None,
-    detector: str,
-    threshold: float | None,
-    no_upscale: bool,
-) -> None:
+def detect(inputs: tuple[Path, ...], output: Path | None, **options: Any) -> None:
     """Detect faces and write their boxes as JSON (x0, y0, x1, y1 in pixels)."""
     from veil.io.images import read_image
 
     try:
-        det = DETECTORS.create(
-            detector, **_detector_config(detector, threshold, no_upscale).kwargs()
-        )
+        det_config = detector_config(options)
+        det = DETECTORS.create(det_config.name, **det_config.kwargs())
         jobs = plan_jobs(list(inputs), None)
     except VeilError as exc:
         _fail(str(exc))
@@ -317,10 +220,12 @@ def sample(output: Path) -> None:
 def _register_commands() -> None:
     """Commands that live in their own modules (they import heavy parts lazily)."""
     from veil.commands.eval import eval_group
+    from veil.commands.live import live
     from veil.commands.rgbd import rgbd_command, synth_group
+    from veil.commands.serve import serve
     from veil.commands.video import video
 
-    for command in (video, eval_group, rgbd_command, synth_group):
+    for command in (video, live, eval_group, rgbd_command, synth_group, serve):
         main.add_command(command)
 
 

@@ -43,9 +43,10 @@ class MaskConfig:
     """Region shape around each face (see :class:`veil.mask.Masker`)."""
 
     shape: str = "ellipse"
-    scale: float = 1.5
+    scale: float = 1.4
     feather: float = 0.0
     drop: float = 0.05
+    margin: float = 2.0
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,9 @@ class Pipeline:
         a = config.anonymizer
         anon = ANONYMIZERS.create(a.method, strength=a.strength, seed=a.seed, **a.options)
         m = config.mask
-        masker = Masker(shape=m.shape, scale=m.scale, feather=m.feather, drop=m.drop)
+        masker = Masker(
+            shape=m.shape, scale=m.scale, feather=m.feather, drop=m.drop, margin=m.margin
+        )
         return cls(det, anon, masker)
 
     def detect(self, image: np.ndarray) -> Faces:
@@ -84,6 +86,12 @@ class Pipeline:
         return {
             "veil_version": __version__,
             "detector": self.detector.describe(),
-            "mask": {"shape": m.shape, "scale": m.scale, "feather": m.feather, "drop": m.drop},
+            "mask": {
+                "shape": m.shape,
+                "scale": m.scale,
+                "feather": m.feather,
+                "drop": m.drop,
+                "margin": m.margin,
+            },
             "anonymizer": self.anonymizer.describe(),
         }

@@ -47,6 +47,8 @@ def textured(size: int = 64, seed: int = 0) -> np.ndarray:
 
 
 def regions_of(image: np.ndarray, faces: Faces, **masker: object) -> list[Region]:
+    # no pixel margin: it is absolute, so it would break the half-resolution comparisons
+    masker = {"margin": 0.0, **masker}
     return Masker(**masker).regions(faces, image.shape)  # type: ignore[arg-type]
 
 

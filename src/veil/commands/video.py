@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from veil.config import AnonymizerConfig, DetectorConfig, MaskConfig, OutputConfig, RunConfig
+from veil.commands.options import pipeline_options, run_config
+from veil.config import OutputConfig, RunConfig
 from veil.errors import ConfigError, VeilError
 from veil.runner import FileOutcome, Job, audit_path
 
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 __all__ = ["VideoOutcome", "default_video_target", "run_video_job", "video"]
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
-_MASK_SHAPES = ("ellipse", "box")
 
 
 @dataclass(frozen=True)
@@ -111,18 +111,6 @@ _OPTIONS: list[Any] = [
         default=None,
         help="Output video. Default: INPUT_anonymized.EXT beside the input.",
     ),
-    click.option("-d", "--detector", default="centerface", show_default=True),
-    click.option(
-        "-t", "--threshold", type=click.FloatRange(0, 1), default=None, help="Detection threshold."
-    ),
-    click.option("--no-upscale", is_flag=True, help="centerface: skip the small-face pass."),
-    click.option("-m", "--method", default="gaussian", show_default=True),
-    click.option("-s", "--strength", type=click.FloatRange(0.05, 20), default=1.0),
-    click.option("--mask", "mask_shape", type=click.Choice(_MASK_SHAPES), default="ellipse"),
-    click.option("--mask-scale", type=click.FloatRange(0.5, 4), default=1.5, show_default=True),
-    click.option("--feather", type=click.FloatRange(0, 1), default=0.0),
-    click.option("--mask-drop", type=click.FloatRange(-0.5, 0.5), default=0.05),
-    click.option("--seed", type=int, default=None, help="Seed random methods."),
     click.option(
         "--detect-every",
         type=click.IntRange(1),
@@ -169,7 +157,7 @@ _OPTIONS: list[Any] = [
 def _with_options(fn: Any) -> Any:
     for option in reversed(_OPTIONS):
         fn = option(fn)
-    return fn
+    return pipeline_options(fn)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -208,17 +196,10 @@ def _configs(o: dict[str, Any]) -> tuple[RunConfig, VideoConfig]:
     """The click options ``o`` -> (RunConfig, VideoConfig); raises ConfigError."""
     from veil.video import VideoConfig
 
-    det_options = {"upscale": 0.0} if o["no_upscale"] else {}
-    if o["no_upscale"] and o["detector"] != "centerface":
-        raise ConfigError("--no-upscale applies to the centerface detector only")
-    config = RunConfig(
-        detector=DetectorConfig(o["detector"], o["threshold"], det_options),
-        mask=MaskConfig(o["mask_shape"], o["mask_scale"], o["feather"], o["mask_drop"]),
-        anonymizer=AnonymizerConfig(method=o["method"], strength=o["strength"], seed=o["seed"]),
-        output=OutputConfig(
-            keep_metadata=o["keep_metadata"], overwrite=o["overwrite"], report=o["report"]
-        ),
+    output = OutputConfig(
+        keep_metadata=o["keep_metadata"], overwrite=o["overwrite"], report=o["report"]
     )
+    config = run_config(o, output)
     video_config = VideoConfig(
         detect_every=o["detect_every"],
         max_age=o["max_age"],

@@ -1,0 +1,154 @@
+"""Whole-command video speed: ``veil video`` (defaults) against deface 1.5, same clips, same run.
+
+Each tool runs as one command on a clip (model loading, decoding, audio copy, encoding
+included); frames/s = clip frames / wall seconds; peak RSS of the child process comes from
+``os.wait4``. deface's defaults drop the audio (imageio writes video only), noted in the
+table. Clips come from ``_clips.make_clip`` (a real clip scaled and looped, LFW faces pasted
+in, a tone as audio). Memory rows: a 4K clip and a long clip (synthetic background, cheap
+to make). Example::
+
+    python benchmarks/video_speed.py --seconds 10
+    python benchmarks/video_speed.py --veil-args "--detect-every 3" --skip-deface
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _clips
+
+BIN_DIR = Path(sys.executable).parent
+SIZES = {"720p": (1280, 720), "1080p": (1920, 1080), "4K": (3840, 2160)}
+
+
+def run(cmd: list[str]) -> tuple[float, float]:
+    """Run ``cmd``; return (wall seconds, peak RSS in MiB). Raises on a non-zero exit."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{shlex.join(cmd)} exited {proc.returncode}:\n{err[-2000:]}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def frames_and_audio(path: Path) -> tuple[int, bool]:
+    with av.open(str(path)) as c:
+        n = sum(1 for _ in c.demux(video=0) if _.size)
+        return n, bool(c.streams.audio)
+
+
+def commands(tool: str, src: Path, dst: Path, veil_args: list[str]) -> list[str]:
+    if tool == "deface":
+        return [str(BIN_DIR / "deface"), str(src), "-o", str(dst)]
+    return [str(BIN_DIR / "veil"), "video", str(src), "-o", str(dst), "--overwrite", "-q"] + (
+        veil_args if tool == "veil+args" else []
+    )
+
+
+def measure(tool: str, clip: Path, work: Path, veil_args: list[str]) -> dict[str, object]:
+    dst = work / f"{clip.stem}.{tool.replace('+', '_')}.mp4"
+    cmd = commands(tool, clip, dst, veil_args)
+    seconds, rss = run(cmd)
+    frames, audio = frames_and_audio(dst)
+    src_frames, _ = frames_and_audio(clip)
+    return {
+        "clip": clip.stem,
+        "tool": tool,
+        "frames": frames,
+        "source_frames": src_frames,
+        "seconds": round(seconds, 2),
+        "fps": round(src_frames / seconds, 1),
+        "peak_rss_mib": round(rss),
+        "audio_kept": audio,
+        "command": shlex.join(cmd),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=10.0, help="length of the 720p/1080p clips")
+    ap.add_argument("--sizes", default="720p,1080p", help="comma list of 720p,1080p,4K")
+    ap.add_argument("--veil-args", default="", help='extra row, e.g. "--detect-every 3"')
+    ap.add_argument("--skip-deface", action="store_true")
+    ap.add_argument("--memory", action="store_true", help="also the 4K and long-clip RSS rows")
+    ap.add_argument("--long-minutes", type=float, default=10.0)
+    ap.add_argument("--fourk-seconds", type=float, default=3.0)
+    ap.add_argument("--background", type=Path, default=_clips.DEFAULT_BACKGROUND)
+    ap.add_argument("--faces", type=Path, default=_clips.DEFAULT_FACES)
+    ap.add_argument("--work", type=Path, default=None, help="keep clips here")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    tools = ["veil"] + (["veil+args"] if args.veil_args else [])
+    if not args.skip_deface:
+        tools.append("deface")
+    work = args.work or Path(tempfile.mkdtemp(prefix="veil-video-speed-"))
+    work.mkdir(parents=True, exist_ok=True)
+    veil_args = shlex.split(args.veil_args)
+    rows = []
+    jobs = [(s, args.seconds, False, tools) for s in args.sizes.split(",")]
+    if args.memory:
+        jobs += [("4K", args.fourk_seconds, False, ["veil"])]
+        jobs += [("720p", args.long_minutes * 60, True, ["veil"])]
+    for name, seconds, synthetic, job_tools in jobs:
+        clip = work / f"{name}_{seconds:g}s{'_synthetic' if synthetic else ''}.mp4"
+        if not clip.exists():
+            _clips.make_clip(
+                clip,
+                size=SIZES[name],
+                seconds=seconds,
+                background=args.background,
+                face_dir=args.faces,
+                synthetic=synthetic,
+            )
+        for tool in job_tools:
+            rows.append(measure(tool, clip, work, veil_args))
+            print(_row(rows[-1]), file=sys.stderr, flush=True)
+    if args.json:
+        print(json.dumps({"machine": _machine(), "rows": rows}, indent=1))
+    else:
+        _table(rows)
+    return 0
+
+
+def _row(r: dict[str, object]) -> str:
+    audio = "yes" if r["audio_kept"] else "NO"
+    return (
+        f"{r['clip']:<24} {r['tool']:<10} {r['frames']!s:>6} {r['seconds']!s:>8} "
+        f"{r['fps']!s:>7} {r['peak_rss_mib']!s:>8} {audio:>6}"
+    )
+
+
+def _table(rows: list[dict[str, object]]) -> None:
+    print(f"# {_machine()}")
+    print(
+        f"{'clip':<24} {'tool':<10} {'frames':>6} {'seconds':>8} {'fps':>7} "
+        f"{'RSS MiB':>8} {'audio':>6}"
+    )
+    for r in rows:
+        print(_row(r))
+    for r in rows:
+        print(f"# {r['tool']}: {r['command']}")
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

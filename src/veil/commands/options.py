@@ -1,0 +1,147 @@
+"""Click options shared by every command that runs the pipeline, and the one function
+that turns them into a :class:`~veil.config.RunConfig`.
+
+Defaults come from the config dataclasses, so the CLI, the Python API and the service
+cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from veil.config import AnonymizerConfig, DetectorConfig, MaskConfig, OutputConfig, RunConfig
+from veil.errors import ConfigError
+from veil.mask import MASK_SHAPES
+
+__all__ = ["detector_options", "pipeline_options", "run_config"]
+
+_MASK = MaskConfig()
+_ANON = AnonymizerConfig()
+
+
+def _apply(options: list[Callable[[Any], Any]], fn: Any) -> Any:
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+_DETECTOR_OPTIONS = [
+    click.option(
+        "-d",
+        "--detector",
+        default=DetectorConfig().name,
+        show_default=True,
+        help="Face detector (see 'veil methods').",
+    ),
+    click.option(
+        "-t",
+        "--threshold",
+        type=click.FloatRange(0, 1),
+        default=None,
+        help="Detection score threshold; lower finds more faces (centerface default 0.15).",
+    ),
+    click.option(
+        "--no-upscale",
+        is_flag=True,
+        help="centerface: skip the small-face pass (faster, misses faces under ~12 px).",
+    ),
+]
+
+_MASK_AND_METHOD_OPTIONS = [
+    click.option(
+        "-m",
+        "--method",
+        default=_ANON.method,
+        show_default=True,
+        help="Anonymization method (see 'veil methods').",
+    ),
+    click.option(
+        "-s",
+        "--strength",
+        type=click.FloatRange(0.05, 20),
+        default=_ANON.strength,
+        show_default=True,
+        help="Method strength; kernels scale with each face's size.",
+    ),
+    click.option(
+        "--mask",
+        "mask_shape",
+        type=click.Choice(MASK_SHAPES),
+        default=_MASK.shape,
+        show_default=True,
+        help="Region shape around each face.",
+    ),
+    click.option(
+        "--mask-scale",
+        type=click.FloatRange(0.5, 4),
+        default=_MASK.scale,
+        show_default=True,
+        help="Grow each face box by this factor before masking.",
+    ),
+    click.option(
+        "--mask-margin",
+        type=click.FloatRange(0, 64),
+        default=_MASK.margin,
+        show_default=True,
+        help="Pixels added around every mask after --mask-scale (absorbs box error).",
+    ),
+    click.option(
+        "--mask-drop",
+        type=click.FloatRange(-0.5, 0.5),
+        default=_MASK.drop,
+        show_default=True,
+        help="Move the mask down by this fraction of the face height (chin, neck).",
+    ),
+    click.option(
+        "--feather",
+        type=click.FloatRange(0, 1),
+        default=_MASK.feather,
+        show_default=True,
+        help="Soft edge outside the mask, as a fraction of face size.",
+    ),
+    click.option("--seed", type=int, default=None, help="Seed random methods (reproducible)."),
+]
+
+
+def detector_options(fn: Any) -> Any:
+    """``--detector``, ``--threshold``, ``--no-upscale``."""
+    return _apply(_DETECTOR_OPTIONS, fn)
+
+
+def pipeline_options(fn: Any) -> Any:
+    """Detector options plus method, strength, mask shape/scale/margin/drop, feather, seed."""
+    return _apply(_DETECTOR_OPTIONS + _MASK_AND_METHOD_OPTIONS, fn)
+
+
+def detector_config(options: dict[str, Any]) -> DetectorConfig:
+    """``DetectorConfig`` from :func:`detector_options` values; raises ``ConfigError``."""
+    det: dict[str, Any] = {}
+    if options.get("no_upscale"):
+        if options["detector"] != "centerface":
+            raise ConfigError("--no-upscale applies to the centerface detector only")
+        det["upscale"] = 0.0
+    return DetectorConfig(name=options["detector"], threshold=options["threshold"], options=det)
+
+
+def run_config(
+    options: dict[str, Any], output: OutputConfig | None = None, workers: int = 0
+) -> RunConfig:
+    """``RunConfig`` from :func:`pipeline_options` values; raises ``ConfigError``."""
+    return RunConfig(
+        detector=detector_config(options),
+        mask=MaskConfig(
+            shape=options["mask_shape"],
+            scale=options["mask_scale"],
+            feather=options["feather"],
+            drop=options["mask_drop"],
+            margin=options["mask_margin"],
+        ),
+        anonymizer=AnonymizerConfig(
+            method=options["method"], strength=options["strength"], seed=options["seed"]
+        ),
+        output=output or OutputConfig(),
+        workers=workers,
+    )

@@ -1,0 +1,92 @@
+"""The web page in a real browser: Debian's Chromium, headless, driven by Playwright.
+
+Uploads a face image, waits for the result, downloads it and checks the face changed;
+saves a screenshot to ``$VEIL_ARTIFACTS`` (CI keeps it) or the test's temp folder.
+Skipped when Playwright or ``/usr/bin/chromium`` is missing
+(``scripts/install_browser_test_deps.sh`` installs both).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from factories import face_on_canvas
+from veil.service import ServiceSettings
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TOKEN = "browser-token-0123456789"
+
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
+)
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="Debian's chromium is not installed (scripts/install_browser_test_deps.sh)",
+)
+
+
+def test_page_anonymizes_and_downloads_a_face(serve: Any, tmp_path: Path) -> None:
+    image, box = face_on_canvas()
+    source = tmp_path / "face.png"
+    Image.fromarray(image).save(source)
+    artifacts = Path(os.environ.get("VEIL_ARTIFACTS") or tmp_path)
+    artifacts.mkdir(parents=True, exist_ok=True)
+    profile = tmp_path / "profile"
+
+    settings = ServiceSettings(token=TOKEN, work_dir=tmp_path)
+    with serve(settings) as (url, _), sync_api.sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(
+            str(profile), executable_path=str(CHROMIUM), args=ARGS, accept_downloads=True
+        )
+        try:
+            page = browser.new_page()
+            external = []
+            page.on(
+                "request",
+                lambda r: (
+                    None if r.url.startswith((url, "blob:", "data:")) else external.append(r.url)
+                ),
+            )
+            page.goto(url + "/")
+            page.fill("#token", TOKEN)
+            page.dispatch_event("#token", "change")
+            sync_api.expect(page.locator("#status")).to_have_text("Ready.", timeout=20_000)
+            page.select_option("#method", "pixelate")
+            page.set_input_files("#files", str(source))
+            page.click("#go")
+            done = page.locator(".download[href]")
+            done.wait_for(timeout=30_000)
+            sync_api.expect(page.locator("img.after")).to_have_attribute("data-faces", "1")
+            with page.expect_download() as info:
+                done.click()
+            downloaded = tmp_path / "downloaded.png"
+            info.value.save_as(downloaded)
+            page.screenshot(path=str(artifacts / "veil-service-page.png"), full_page=True)
+        finally:
+            browser.close()
+    assert external == []  # no CDN, no third party
+    with Image.open(downloaded) as im:
+        out = np.asarray(im.convert("RGB"))
+    assert out.shape == image.shape
+    x0, y0, x1, y1 = box.astype(int)
+    diff = np.abs(out.astype(int) - image.astype(int))
+    assert diff[y0:y1, x0:x1].mean() > 10  # the face changed
+    assert diff[:, 250:].max() == 0  # far from the face nothing did
+    shutil.rmtree(profile, ignore_errors=True)
