@@ -115,7 +115,9 @@ def test_feather_grows_outward_only(shape: str) -> None:
 
 
 def test_feather_falls_off_with_distance() -> None:
-    soft = alpha_image(one_region(Masker(drop=0.0, margin=0.0, shape="box", scale=1.0, feather=0.25)))
+    soft = alpha_image(
+        one_region(Masker(drop=0.0, margin=0.0, shape="box", scale=1.0, feather=0.25))
+    )
     row = soft[50, 79:92]  # from the last pixel inside the box (x1 = 80) outward
     assert (np.diff(row) <= 0).all()
     assert row[0] == 1
@@ -127,7 +129,9 @@ def test_faces_with_masks_use_them() -> None:
     masks[0, 10:20, 30:35] = True
     masks[0, 15, 50] = True  # masks need not be convex or connected
     faces = Faces(xyxy=[BOX, BOX], masks=masks)  # the second mask is empty
-    regions = Masker(drop=0.0, margin=0.0, shape="box", scale=2.0, feather=0.5).regions(faces, SHAPE)
+    regions = Masker(drop=0.0, margin=0.0, shape="box", scale=2.0, feather=0.5).regions(
+        faces, SHAPE
+    )
     assert len(regions) == 1
     (region,) = regions
     assert (region.x0, region.y0, region.x1, region.y1) == (30, 10, 51, 20)
