@@ -35,6 +35,8 @@ class Region:
             anonymizers scale their kernels with it.
         index: the face's row in the :class:`~veil.types.Faces` it came from.
         key: a stable identity for seeding (the track id when tracked, else ``index``).
+        box: the face's detected box ``(x0, y0, x1, y1)`` before scaling, for methods that
+            need the face itself (landmark-based replacement).
     """
 
     x0: int
@@ -45,6 +47,7 @@ class Region:
     size: float
     index: int
     key: int
+    box: tuple[float, float, float, float] | None = None
 
     @property
     def slices(self) -> tuple[slice, slice]:
@@ -126,7 +129,7 @@ class Masker:
         alpha = _shape_alpha(
             self.shape, (ry1 - ry0, rx1 - rx0), (cx - rx0, cy - ry0), (ax, ay), pad
         )
-        return Region(rx0, ry0, rx1, ry1, alpha, size, index, key)
+        return Region(rx0, ry0, rx1, ry1, alpha, size, index, key, (x0, y0, x1, y1))
 
 
 def _shape_alpha(
@@ -163,7 +166,8 @@ def _region_from_mask(mask: np.ndarray, box: np.ndarray, index: int, key: int) -
     y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
     alpha = mask[y0:y1, x0:x1].astype(np.float32)
     size = float(((box[2] - box[0]) + (box[3] - box[1])) / 2)
-    return Region(x0, y0, x1, y1, alpha, size, index, key)
+    face = (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
+    return Region(x0, y0, x1, y1, alpha, size, index, key, face)
 
 
 def union_mask(regions: list[Region], image_shape: tuple[int, ...]) -> np.ndarray:

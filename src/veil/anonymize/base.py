@@ -123,5 +123,10 @@ for _name, _target, _summary in [
         "noise + random warp + smoothing + resampling, seeded per face",
     ),
     ("inpaint", "veil.anonymize.fill:Inpaint", "OpenCV Telea inpainting from the surroundings"),
+    (
+        "synthetic",
+        "veil.anonymize.synthetic:SyntheticFace",
+        "a face of no one (k-Same average) warped onto the face's own landmarks (extra: dlib)",
+    ),
 ]:
     ANONYMIZERS.register(_name, _target, _summary)

@@ -1,0 +1,157 @@
+"""Piecewise-affine warps over a landmark triangulation, colour transfer, blending.
+
+:func:`piecewise_affine` rasterizes the destination triangles into a label image, builds
+one dense inverse map from each triangle's affine matrix and resamples once with
+``cv2.remap``: no seams between triangles, and about 1 ms for a 150-px face, several times
+faster than one ``warpAffine`` per triangle or ``skimage``'s ``PiecewiseAffineTransform``
+(which inverts every pixel against every triangle).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from scipy.spatial import Delaunay
+
+from veil.anonymize._landmarks import with_forehead
+
+__all__ = ["CanonicalFrame", "match_colour", "piecewise_affine", "poisson_blend", "triangulate"]
+
+_SUBPIXEL = 4  # fillConvexPoly fractional bits: vertices at 1/16 px
+
+
+def triangulate(points: np.ndarray) -> np.ndarray:
+    """Delaunay triangles ``int32 (t, 3)`` (indices into ``points (n, 2)``)."""
+    return np.asarray(Delaunay(np.asarray(points, np.float64)).simplices, np.int32)
+
+
+def piecewise_affine(
+    source: np.ndarray,
+    src_points: np.ndarray,
+    dst_points: np.ndarray,
+    triangles: np.ndarray,
+    out_shape: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Warp ``source`` so that ``src_points`` land on ``dst_points``, triangle by triangle.
+
+    Args:
+        source: image ``(h, w)`` or ``(h, w, c)``, any dtype ``cv2.remap`` takes.
+        src_points, dst_points: matching points ``(n, 2)`` in ``(x, y)`` pixels.
+        triangles: ``int (t, 3)`` indices (see :func:`triangulate`).
+        out_shape: ``(H, W)`` of the result.
+
+    Returns:
+        ``(warped, covered)``: the image ``(H, W[, c])`` in ``source``'s dtype (0 outside
+        the triangles) and ``bool (H, W)``, the pixels inside a triangle.
+    """
+    h, w = out_shape
+    dst = np.asarray(dst_points, np.float64)
+    src = np.asarray(src_points, np.float64)
+    x0, y0 = np.floor(dst.min(0)).astype(int).clip(0, (w, h))
+    x1, y1 = (np.ceil(dst.max(0)).astype(int) + 1).clip(0, (w, h))
+    warped = np.zeros((h, w, *source.shape[2:]), source.dtype)
+    covered = np.zeros((h, w), bool)
+    if x1 <= x0 or y1 <= y0:
+        return warped, covered
+    labels = np.zeros((y1 - y0, x1 - x0), np.int32)
+    mats = np.zeros((len(triangles) + 1, 2, 3), np.float64)
+    for i, tri in enumerate(triangles, start=1):
+        d = (dst[tri] - (x0, y0)).astype(np.float32)
+        (ax, ay), (bx, by) = d[1] - d[0], d[2] - d[0]
+        if abs(ax * by - ay * bx) < 1e-6:
+            continue  # degenerate: leave its (zero-area) pixels to the neighbours
+        mats[i] = cv2.getAffineTransform(d, src[tri].astype(np.float32))
+        poly = np.round(d * (1 << _SUBPIXEL)).astype(np.int32)
+        cv2.fillConvexPoly(labels, poly, i, lineType=cv2.LINE_8, shift=_SUBPIXEL)
+    ys, xs = np.nonzero(labels)
+    m = mats[labels[ys, xs]]
+    map_x = np.full(labels.shape, -1, np.float32)
+    map_y = np.full(labels.shape, -1, np.float32)
+    map_x[ys, xs] = m[:, 0, 0] * xs + m[:, 0, 1] * ys + m[:, 0, 2]
+    map_y[ys, xs] = m[:, 1, 0] * xs + m[:, 1, 1] * ys + m[:, 1, 2]
+    warped[y0:y1, x0:x1] = cv2.remap(
+        source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    covered[y0:y1, x0:x1] = labels > 0
+    warped[~covered] = 0
+    return warped, covered
+
+
+def match_colour(
+    source: np.ndarray, target: np.ndarray, where: np.ndarray, target_where: np.ndarray
+) -> np.ndarray:
+    """``source`` (RGB ``uint8 (h, w, 3)``) recoloured like ``target`` (same shape).
+
+    Each LAB channel of ``source`` is shifted and scaled so that its mean and standard
+    deviation over the ``bool (h, w)`` mask ``where`` equal those of ``target`` over
+    ``target_where``; scales are clipped to [0.5, 2] so a flat original cannot blow up
+    the texture.
+    """
+    src = cv2.cvtColor(source, cv2.COLOR_RGB2LAB).astype(np.float32)
+    dst = cv2.cvtColor(target, cv2.COLOR_RGB2LAB).astype(np.float32)
+    s, d = src[where], dst[target_where]
+    scale = (d.std(0) + 1e-3) / (s.std(0) + 1e-3)
+    scale = np.clip(scale, 0.5, 2.0)
+    out = (src - s.mean(0)) * scale + d.mean(0)
+    return cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+
+
+def poisson_blend(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``cv2.seamlessClone`` (normal clone) of ``source`` into ``target`` inside ``mask``.
+
+    Both images RGB ``uint8 (h, w, 3)``, ``mask`` ``bool (h, w)``. The gradients of
+    ``source`` are kept inside the mask and its colours pinned to ``target`` at the mask's
+    edge, so no seam shows. The images are padded first: OpenCV's solver misbehaves when
+    the mask touches the border.
+    """
+    pad = 4
+    src = cv2.copyMakeBorder(source, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+    dst = cv2.copyMakeBorder(target, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+    m = np.zeros(src.shape[:2], np.uint8)
+    m[pad:-pad, pad:-pad][mask] = 255
+    ys, xs = np.nonzero(m)
+    # seamlessClone places the mask's bounding box centred at `centre`: keep it where it is
+    centre = (int((xs.min() + xs.max() + 1) // 2), int((ys.min() + ys.max() + 1) // 2))
+    out = cv2.seamlessClone(src, dst, m, centre, cv2.NORMAL_CLONE)
+    return np.ascontiguousarray(out[pad:-pad, pad:-pad])
+
+
+class CanonicalFrame:
+    """The common frame in which face textures live: a mean shape in an ``S x S`` square.
+
+    A face is described by its 68 landmarks plus forehead points
+    (:func:`~veil.anonymize._landmarks.with_forehead`) and an outer ring, the outline pushed
+    out by ``ring`` about its centre, so a warp also carries a margin of skin around the
+    face. :meth:`to_frame` unwarps a photo into the frame (to average or to feed a
+    generator); :meth:`render` warps a texture onto a face's landmarks.
+    """
+
+    def __init__(self, shape: np.ndarray, size: int, *, ring: float = 1.25) -> None:
+        self.shape = np.asarray(shape, np.float32)
+        self.size = int(size)
+        self.ring = float(ring)
+        self.points = self.extend(self.shape)
+        self.triangles = triangulate(self.points)
+
+    def extend(self, points68: np.ndarray) -> np.ndarray:
+        """``(68, 2)`` -> ``float32 (105, 2)``: the 68, the forehead, the outer ring."""
+        face = with_forehead(points68)
+        outline = face[[*range(17), *range(77, 67, -1)]]
+        centre = face.mean(0)
+        return np.concatenate([face, centre + self.ring * (outline - centre)]).astype(np.float32)
+
+    def face_points(self, points68: np.ndarray) -> np.ndarray:
+        """The 78 points (68 + forehead) whose hull is the replaced face."""
+        return with_forehead(points68)
+
+    def to_frame(self, image: np.ndarray, points68: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``image``'s face in the frame: ``(uint8 (S, S, 3), covered bool (S, S))``."""
+        src = self.extend(points68)
+        return piecewise_affine(image, src, self.points, self.triangles, (self.size, self.size))
+
+    def render(
+        self, texture: np.ndarray, points68: np.ndarray, out_shape: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``texture (S, S, 3)`` warped onto ``points68``: ``(image (H, W, 3), covered)``."""
+        dst = self.extend(points68)
+        return piecewise_affine(texture, self.points, dst, self.triangles, out_shape)

@@ -1,0 +1,374 @@
+"""A realistic replacement: a face that belongs to no one, on the face's own geometry.
+
+For each region: dlib's 68 landmarks (:mod:`veil.anonymize._landmarks`), a texture in the
+canonical frame from a :class:`FaceGenerator` (by default the shipped k-Same average,
+perturbed per track), warped piecewise-affinely onto a target geometry (the person's
+landmarks moved toward the mean shape by ``degree``), recoloured to the original skin
+(LAB mean and std) and blended in with a Poisson solve. Faces whose landmarks fail go to
+a strong ``fallback`` method: the anonymizer fails closed. See ``docs/synthetic.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import cv2
+import numpy as np
+
+from veil.anonymize._landmarks import (
+    LandmarkModel,
+    LandmarkSmoother,
+    apply_affine,
+    similarity,
+)
+from veil.anonymize._warp import CanonicalFrame, match_colour, poisson_blend
+from veil.anonymize.base import ANONYMIZERS, Anonymizer, _blend
+from veil.assets import load_mean_face
+from veil.errors import ConfigError, InputError
+from veil.mask import Region
+from veil.registry import Registry
+from veil.types import check_image
+
+__all__ = ["GENERATORS", "FaceGenerator", "GalleryFace", "MeanFace", "SyntheticFace"]
+
+log = logging.getLogger(__name__)
+
+#: parts whose inner shape is expression (eye and mouth opening), kept at any degree
+_PARTS = (slice(36, 42), slice(42, 48), slice(48, 68))
+#: parts whose size is perturbed per track: jaw, brows, nose, eyes, mouth
+_TRACK_PARTS = (slice(0, 17), slice(17, 27), slice(27, 36), slice(36, 48), slice(48, 68))
+BLENDS = ("poisson", "alpha")
+
+
+class FaceGenerator:
+    """Plug-in point: makes the texture of a face that belongs to no one.
+
+    A generator works in a :class:`~veil.anonymize._warp.CanonicalFrame` (``frame.size``
+    square, ``frame.shape`` the mean landmarks) and returns one texture per track: the
+    anonymizer calls :meth:`generate` once per track key and caches the result, so a
+    track keeps one identity. Register new ones (a GAN, a diffusion model) in
+    :data:`GENERATORS` or the entry-point group ``veil.face_generators``; they receive
+    their options (e.g. ``model_path``) as keywords and must not download anything.
+    """
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, *, frame: CanonicalFrame) -> None:
+        self.frame = frame
+
+    def generate(self, aligned: np.ndarray, key: int, rng: np.random.Generator) -> np.ndarray:
+        """A texture, RGB ``uint8 (S, S, 3)`` in the frame.
+
+        Args:
+            aligned: the original face unwarped into the frame, ``uint8 (S, S, 3)``, for
+                generators that condition on pose, light or expression (it must not leak
+                into the output's identity).
+            key: the track key (or face index) the texture is for.
+            rng: a generator seeded by ``(seed, key)``: same key, same face.
+        """
+        raise NotImplementedError
+
+
+class MeanFace(FaceGenerator):
+    """The shipped k-Same average, each track's copy bent by a small smooth random warp."""
+
+    name = "mean"
+
+    def __init__(self, *, frame: CanonicalFrame, texture: np.ndarray, warp: float = 0.02) -> None:
+        super().__init__(frame=frame)
+        self.texture = texture
+        self.warp = float(warp)
+
+    def generate(self, aligned: np.ndarray, key: int, rng: np.random.Generator) -> np.ndarray:
+        s = self.frame.size
+        coarse = rng.standard_normal((2, 3, 3)).astype(np.float32) * np.float32(self.warp * s)
+        dx, dy = (cv2.resize(c, (s, s), interpolation=cv2.INTER_CUBIC) for c in coarse)
+        ys, xs = np.mgrid[0:s, 0:s].astype(np.float32)
+        return cv2.remap(
+            self.texture, xs + dx, ys + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+        )
+
+
+class GalleryFace(FaceGenerator):
+    """k-Same over a folder of donor faces (consenting or synthetic): each track gets the
+    average of ``k`` donors drawn by its key, so it is none of them.
+
+    Args:
+        gallery: folder of images, one face each (the largest dlib-HOG face is used).
+        k: donors per average, ``1 <= k <=`` faces found.
+    """
+
+    name = "gallery"
+
+    def __init__(self, *, frame: CanonicalFrame, gallery: str | Path, k: int = 10) -> None:
+        super().__init__(frame=frame)
+        import dlib
+
+        from veil.io.images import iter_image_files, read_image
+
+        hog, model, faces = dlib.get_frontal_face_detector(), LandmarkModel(), []
+        for path in iter_image_files(gallery):
+            image = np.ascontiguousarray(read_image(path).image)
+            rects = hog(image, 1)
+            if not rects:
+                continue
+            r = max(rects, key=lambda r: r.width() * r.height())
+            points = model.locate(image, (r.left(), r.top(), r.right() + 1, r.bottom() + 1))
+            if points is not None:
+                faces.append(frame.to_frame(image, points)[0])
+        if not 1 <= k <= len(faces):
+            raise ConfigError(
+                f"gallery {gallery}: k must be within [1, {len(faces)}] (faces found), got {k}"
+            )
+        self.faces = np.stack(faces)
+        self.k = int(k)
+
+    def generate(self, aligned: np.ndarray, key: int, rng: np.random.Generator) -> np.ndarray:
+        pick = rng.choice(len(self.faces), self.k, replace=False)
+        return np.round(self.faces[pick].mean(0)).astype(np.uint8)
+
+
+GENERATORS: Registry[FaceGenerator] = Registry("face generator", group="veil.face_generators")
+GENERATORS.register("mean", MeanFace, "the shipped k-Same average face (default)")
+GENERATORS.register("gallery", GalleryFace, "k-Same average over a folder of donor faces")
+
+
+def target_shape(own: np.ndarray, mean: np.ndarray, degree: float) -> np.ndarray:
+    """``own (68, 2)`` moved toward ``mean`` (aligned to it by a similarity) by ``degree``.
+
+    Eyes and mouth move and scale with the face, but keep their own inner shape (how open,
+    how wide a smile): that is expression, not identity.
+    """
+    fitted = apply_affine(similarity(mean, own), mean)
+    target = own + degree * (fitted - own)
+    for part in _PARTS:
+        local = own[part] - own[part].mean(0)
+        target[part] = target[part].mean(0) + local
+    return target.astype(np.float32)
+
+
+def _perturb(shape: np.ndarray, rng: np.random.Generator, amount: float) -> np.ndarray:
+    """``shape (68, 2)`` with each part scaled by ``1 + N(0, amount)`` about its centre."""
+    out = shape.astype(np.float64).copy()
+    for part in _TRACK_PARTS:
+        c = out[part].mean(0)
+        out[part] = c + (out[part] - c) * (1 + amount * rng.standard_normal(2))
+    return out.astype(np.float32)
+
+
+def face_box(region: Region, image_hw: tuple[int, int], drop: float = 0.05) -> np.ndarray:
+    """The detector's box ``(x0, y0, x1, y1)`` (image pixels) a ``region`` was made from.
+
+    A :class:`~veil.mask.Masker` region's full-alpha part is the box grown by the mask
+    scale and moved down by ``drop`` box heights; the box size is ``region.size``. The box
+    centre is the centre of that part, except on a side cut by the image edge, where the
+    other side and the longer of the part's two extents (the uncut one) are used. Boxes
+    are taken as squares of side ``region.size``. Regions made by the Masker carry the box
+    itself (``region.box``), which is then returned as is.
+    """
+    if region.box is not None:
+        return np.asarray(region.box, np.float64)
+    core = region.alpha >= region.alpha.max()
+    ys, xs = np.nonzero(core)
+    extent = float(max(xs.max() - xs.min(), ys.max() - ys.min()) + 1)
+    centre = []
+    for idx, start, limit in ((xs, region.x0, image_hw[1]), (ys, region.y0, image_hw[0])):
+        a, b = float(idx.min() + start), float(idx.max() + 1 + start)
+        if a <= 0 < b - a < extent - 1:
+            a = b - extent
+        elif b >= limit and b - a < extent - 1:
+            b = a + extent
+        centre.append((a + b) / 2)
+    cx, cy = centre[0], centre[1] - drop * region.size
+    r = region.size / 2
+    return np.array([cx - r, cy - r, cx + r, cy + r])
+
+
+class SyntheticFace(Anonymizer):
+    """Replace each face with a synthetic one that keeps its pose and expression.
+
+    Args:
+        degree: 0 keeps the person's landmark geometry, 1 moves it all the way to the mean
+            shape (in ``[0, 1]``).
+        gallery: folder of donor faces; each track gets a k-Same average of ``k`` of them.
+            Default: the shipped average (``veil/assets/mean_face.npz``).
+        k: donors per average with ``gallery``.
+        fallback: anonymizer used where landmarks fail or anything goes wrong.
+        blend: ``"poisson"`` (seamless) or ``"alpha"`` (feathered edge, faster).
+        generator: name in :data:`GENERATORS` (``gallery`` implies ``"gallery"``).
+        generator_options: keyword options of the generator (e.g. ``model_path``).
+        smoothing: landmark smoothing along a track, ``[0, 1)``; 0 = off.
+        min_size: faces smaller than this (pixels) go straight to ``fallback``.
+        strength, seed: as for every anonymizer; ``seed`` also fixes each track's face.
+    """
+
+    name = "synthetic"
+
+    def __init__(
+        self,
+        *,
+        strength: float = 1.0,
+        seed: int | None = None,
+        degree: float = 1.0,
+        gallery: str | Path | None = None,
+        k: int = 10,
+        fallback: str = "irreversible",
+        blend: str = "poisson",
+        generator: str | None = None,
+        generator_options: Mapping[str, Any] | None = None,
+        smoothing: float = 0.6,
+        min_size: float = 32.0,
+    ) -> None:
+        super().__init__(strength=strength, seed=seed)
+        if not 0.0 <= degree <= 1.0:
+            raise ConfigError(f"{self.name}: degree must be within [0, 1], got {degree}")
+        if blend not in BLENDS:
+            raise ConfigError(f"{self.name}: unknown blend {blend!r}; choose one of: {BLENDS}")
+        if fallback == self.name:
+            raise ConfigError(f"{self.name}: fallback must be another method")
+        if not 0.0 <= smoothing < 1.0:
+            raise ConfigError(f"{self.name}: smoothing must be within [0, 1), got {smoothing}")
+        self.degree, self.blend, self.min_size = float(degree), blend, float(min_size)
+        self.fallback = ANONYMIZERS.create(fallback, strength=strength, seed=seed)
+        self.landmarks = LandmarkModel()
+        self.smoother = LandmarkSmoother(smoothing)
+        mean = load_mean_face()
+        self.mean_meta = mean.meta
+        self.frame = CanonicalFrame(mean.shape, mean.texture.shape[0])
+        options: dict[str, Any] = {"frame": self.frame, **(generator_options or {})}
+        if gallery is not None:
+            generator, options = generator or "gallery", {**options, "gallery": gallery, "k": k}
+        elif (generator or "mean") == "mean":
+            options["texture"] = mean.texture
+        self.generator_name = generator or "mean"
+        self.generator = GENERATORS.create(self.generator_name, **options)
+        # per-track identity: seeded by (seed, key); unseeded runs draw one salt per instance
+        self._salt = seed if seed is not None else int.from_bytes(os.urandom(4), "little")
+        self._textures: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.fallbacks = 0  # faces sent to the fallback so far (for audits and benchmarks)
+
+    # ------------------------------------------------------------------ the Anonymizer API
+
+    def transform(
+        self, patch: np.ndarray, mask: np.ndarray, face_size: float, rng: np.random.Generator
+    ) -> np.ndarray:
+        """``patch`` with the face around its centre replaced; see :meth:`apply`."""
+        h, w = mask.shape
+        region = Region(0, 0, w, h, mask.astype(np.float32), float(face_size), 0, 0)
+        return self.apply(patch, [region])
+
+    def apply(self, image: np.ndarray, regions: Sequence[Region]) -> np.ndarray:
+        """A new image with every region's face replaced; pixels outside regions keep."""
+        check_image(image)
+        out = image.copy()
+        for region in regions:
+            try:
+                done = self._replace(out, region)
+            except Exception as exc:  # fail closed: any failure -> the strong fallback
+                log.warning("synthetic: face %d failed (%r), using fallback", region.key, exc)
+                done = None
+            if done is None:
+                with self._lock:
+                    self.fallbacks += 1
+                out = self.fallback.apply(out, [region])
+            else:
+                _blend(out[region.slices], done, region.alpha)
+        return out
+
+    def describe(self) -> dict[str, object]:
+        return {
+            **super().describe(),
+            "degree": self.degree,
+            "blend": self.blend,
+            "fallback": self.fallback.name,
+            "generator": self.generator_name,
+            "mean_face_k": self.mean_meta.get("k"),
+        }
+
+    # ------------------------------------------------------------------ one face
+
+    def _replace(self, image: np.ndarray, region: Region) -> np.ndarray | None:
+        """The region's crop with a synthetic face, or ``None`` when landmarks fail."""
+        if region.size < self.min_size or not (region.alpha > 0).any():
+            return None
+        h, w = image.shape[:2]
+        m = round(0.3 * region.size)
+        wx0, wy0 = max(0, region.x0 - m), max(0, region.y0 - m)
+        wx1, wy1 = min(w, region.x1 + m), min(h, region.y1 + m)
+        window = np.ascontiguousarray(image[wy0:wy1, wx0:wx1])
+        box = face_box(region, (h, w)) - (wx0, wy0, wx0, wy0)
+        points = self.landmarks.locate(window, box)
+        if points is None:
+            return None
+        offset = np.array([wx0, wy0], np.float32)
+        points = self.smoother(region.key, points + offset) - offset
+        texture, mean_shape = self._texture(region.key, window, points)
+        target = target_shape(points, mean_shape, self.degree)
+        face = self._render(window, texture, points, target, region.size)
+        y, x = region.y0 - wy0, region.x0 - wx0
+        return face[y : y + region.alpha.shape[0], x : x + region.alpha.shape[1]]
+
+    def _texture(
+        self, key: int, window: np.ndarray, points: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """This track's ``(texture, mean shape)``, made once and kept (bounded LRU)."""
+        with self._lock:
+            if key in self._textures:
+                self._textures.move_to_end(key)
+                return self._textures[key]
+        rng = np.random.default_rng([self._salt & 0xFFFFFFFF, key & 0xFFFFFFFF])
+        aligned = self.frame.to_frame(window, points)[0]
+        texture = self.generator.generate(aligned, key, rng)
+        if texture.shape != (self.frame.size, self.frame.size, 3) or texture.dtype != np.uint8:
+            raise InputError(
+                f"generator {self.generator_name}: expected uint8 texture "
+                f"{(self.frame.size, self.frame.size, 3)}, got {texture.dtype} {texture.shape}"
+            )
+        entry = (texture, _perturb(self.frame.shape, rng, 0.04 * self.strength))
+        with self._lock:
+            self._textures[key] = entry
+            while len(self._textures) > 64:
+                self._textures.popitem(last=False)
+        return entry
+
+    def _render(
+        self,
+        window: np.ndarray,
+        texture: np.ndarray,
+        own: np.ndarray,
+        target: np.ndarray,
+        size: float,
+    ) -> np.ndarray:
+        """``window`` with ``texture`` warped onto ``target``, recoloured and blended."""
+        hw = window.shape[:2]
+        warped, covered = self.frame.render(texture, target, hw)
+        own_hull, target_hull = (
+            _hull(self.frame.face_points(own), hw),
+            _hull(self.frame.face_points(target), hw),
+        )
+        region = (own_hull | target_hull) & covered
+        region = cv2.erode(region.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        if region.sum() < 64:
+            raise InputError(f"synthetic: face area of {region.sum()} px is too small")
+        coloured = match_colour(warped, window, target_hull & covered, own_hull)
+        if self.blend == "poisson":
+            return poisson_blend(coloured, window, region)
+        edge = cv2.GaussianBlur(region.astype(np.float32), (0, 0), max(1.0, 0.03 * size))
+        alpha = (edge * region)[..., None]
+        mixed = alpha * coloured + (1 - alpha) * window
+        return np.clip(np.round(mixed), 0, 255).astype(np.uint8)
+
+
+def _hull(points: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """``bool (H, W)``: the convex hull of ``points (n, 2)``."""
+    mask = np.zeros(hw, np.uint8)
+    hull = cv2.convexHull(np.round(points * 16).astype(np.int32))
+    cv2.fillConvexPoly(mask, hull, 1, lineType=cv2.LINE_8, shift=4)
+    return mask.astype(bool)

@@ -1,0 +1,68 @@
+"""Data files shipped with veil, loaded through :mod:`importlib.resources`.
+
+``mean_face.npz`` is the default texture of the ``synthetic`` anonymizer: a k-Same average
+(Newton et al., 2005) over many identities, built by ``scripts/build_mean_face.py``. It
+holds no photo of anyone, only the average of every source face after aligning each one to
+a common landmark frame; its ``meta`` records how it was built and how far (in dlib's
+embedding space) it lies from every source photo.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from veil.errors import InputError
+
+__all__ = ["MEAN_FACE", "MeanFace", "load_mean_face"]
+
+MEAN_FACE = "mean_face.npz"
+
+
+@dataclass(frozen=True)
+class MeanFace:
+    """An average face in a canonical frame.
+
+    Attributes:
+        texture: RGB ``uint8 (S, S, 3)``, the averaged, aligned faces.
+        shape: ``float32 (68, 2)``, the mean iBUG-68 landmarks in ``texture`` pixels.
+        meta: how it was built: ``k`` (identities averaged), ``images``, ``source``,
+            ``command``, ``min_distance`` (dlib distance to the nearest source photo), ...
+    """
+
+    texture: np.ndarray
+    shape: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path: str | Path) -> None:
+        """Write ``texture``, ``shape`` and ``meta`` (as JSON) to a compressed ``.npz``."""
+        np.savez_compressed(
+            path, texture=self.texture, shape=self.shape, meta=np.array(json.dumps(self.meta))
+        )
+
+
+def load_mean_face(path: str | Path | None = None) -> MeanFace:
+    """Read a :class:`MeanFace` from ``path``; default the one shipped with veil."""
+    try:
+        if path is None:
+            with resources.files(__name__).joinpath(MEAN_FACE).open("rb") as f:
+                data = dict(np.load(f, allow_pickle=False))
+        else:
+            data = dict(np.load(path, allow_pickle=False))
+        texture = np.asarray(data["texture"], np.uint8)
+        shape = np.asarray(data["shape"], np.float32)
+        meta = json.loads(str(data["meta"]))
+    except (OSError, KeyError, ValueError) as exc:
+        where = path if path is not None else f"veil/assets/{MEAN_FACE}"
+        raise InputError(f"could not read the mean face {where}: {exc}") from exc
+    if texture.ndim != 3 or texture.shape[2] != 3 or shape.shape != (68, 2):
+        raise InputError(
+            f"mean face: expected texture (S, S, 3) and shape (68, 2), "
+            f"got {texture.shape} and {shape.shape}"
+        )
+    return MeanFace(texture=texture, shape=shape, meta=meta)
