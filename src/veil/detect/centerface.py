@@ -316,12 +316,15 @@ def _proposals(heat: np.ndarray, threshold: float, hw: tuple[int, int]) -> np.nd
     ys, xs = np.nonzero(peaks)
     order = np.argsort(-heat[ys, xs], kind="stable")
     centres = np.stack([xs[order] * 4 + 2, ys[order] * 4 + 2], axis=1).astype(np.float32)
-    inside = (centres[:, 0] < hw[1]) & (centres[:, 1] < hw[0])
-    kept: list[np.ndarray] = []
-    for c in centres[inside]:
-        if all(np.abs(c - k).max() >= 16 for k in kept):
-            kept.append(c)
-    return np.asarray(kept, np.float32).reshape(-1, 2)
+    centres = centres[(centres[:, 0] < hw[1]) & (centres[:, 1] < hw[0])]
+    near = np.abs(centres[:, None, :] - centres[None, :, :]).max(axis=2) < 16
+    taken = np.zeros(len(centres), bool)
+    kept = []
+    for i in range(len(centres)):  # strongest first; each kept centre claims its neighbours
+        if not taken[i]:
+            kept.append(i)
+            taken |= near[i]
+    return centres[kept].reshape(-1, 2)
 
 
 def _decode(
