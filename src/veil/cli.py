@@ -220,12 +220,17 @@ def sample(output: Path) -> None:
 def _register_commands() -> None:
     """Commands that live in their own modules (they import heavy parts lazily)."""
     from veil.commands.eval import eval_group
+    from veil.commands.eval_more import compare, utility
+    from veil.commands.eval_more import video as video_eval
     from veil.commands.live import live
+    from veil.commands.report import report
     from veil.commands.rgbd import rgbd_command, synth_group
     from veil.commands.serve import serve
     from veil.commands.video import video
 
-    for command in (video, live, eval_group, rgbd_command, synth_group, serve):
+    for sub in (utility, video_eval, compare):
+        eval_group.add_command(sub)
+    for command in (video, live, eval_group, report, rgbd_command, synth_group, serve):
         main.add_command(command)
 
 
