@@ -219,6 +219,7 @@ def sample(output: Path) -> None:
 
 def _register_commands() -> None:
     """Commands that live in their own modules (they import heavy parts lazily)."""
+    from veil.commands.batch import batch
     from veil.commands.eval import eval_group
     from veil.commands.eval_more import compare, utility
     from veil.commands.eval_more import video as video_eval
@@ -230,7 +231,8 @@ def _register_commands() -> None:
 
     for sub in (utility, video_eval, compare):
         eval_group.add_command(sub)
-    for command in (video, live, eval_group, report, rgbd_command, synth_group, serve):
+    commands = (video, live, batch, eval_group, report, rgbd_command, synth_group, serve)
+    for command in commands:
         main.add_command(command)
 
 
