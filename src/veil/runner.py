@@ -10,7 +10,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -173,7 +173,7 @@ class ImageRunner:
         self.config = config
         self.quiet = quiet
         self.workers = config.workers or default_workers()
-        self.pipeline = pipeline or Pipeline.from_config(config)
+        self.pipeline = pipeline or Pipeline.from_config(_with_thread_budget(config, self.workers))
 
     def run(
         self, jobs: Sequence[Job], progress: Callable[[FileOutcome], None] | None = None
@@ -239,6 +239,16 @@ class ImageRunner:
             "faces": faces,
         }
         _write_json_atomic(audit_path(job.target), record)
+
+
+def _with_thread_budget(config: RunConfig, workers: int) -> RunConfig:
+    """Give CenterFace ``cores / workers`` inference threads (unless set explicitly), so
+    the worker threads together use every core without oversubscribing it."""
+    det = config.detector
+    if det.name != "centerface" or "threads" in det.options:
+        return config
+    threads = max(1, default_workers() // workers)
+    return replace(config, detector=replace(det, options={**det.options, "threads": threads}))
 
 
 def run_images(

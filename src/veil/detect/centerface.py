@@ -48,28 +48,39 @@ def default_model_path() -> Path:
 
 
 class _OpenVINO:
-    """OpenVINO runner; one infer request per thread, model compiled once."""
+    """OpenVINO runner: the model is read once and compiled once per calling thread.
+
+    Each thread gets its own compiled model with ``threads`` inference threads and CPU
+    pinning off. With pinning on (OpenVINO's default), single-threaded models in several
+    threads or processes were all pinned to the same core and ran one at a time; shared
+    streams were no better, and two streams with dynamic shapes deadlocked (2026.4).
+    """
 
     def __init__(self, path: Path, threads: int) -> None:
         import openvino as ov
 
-        core = ov.Core()
-        model = core.read_model(str(path))
-        model.reshape({model.inputs[0].any_name: ov.PartialShape([-1, 3, -1, -1])})
-        # One stream shared by all calling threads was fastest here: concurrent requests
-        # queue on it and each uses every core; several streams or one compiled model per
-        # thread were slower, and 2 streams with dynamic shapes deadlocked (OpenVINO 2026.4).
-        config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads} if threads > 0 else {}
-        self.compiled = core.compile_model(model, "CPU", config)
+        self._core = ov.Core()
+        self._model = self._core.read_model(str(path))
+        self._model.reshape({self._model.inputs[0].any_name: ov.PartialShape([-1, 3, -1, -1])})
+        self._config: dict[str, Any] = {"ENABLE_CPU_PINNING": False}
+        if threads > 0:
+            self._config["INFERENCE_NUM_THREADS"] = threads
+        self._lock = threading.Lock()
         self._local = threading.local()
+        self._compile()  # fail early (bad model) in the constructing thread
         self.name = "openvino"
 
+    def _compile(self) -> tuple[Any, Any]:
+        with self._lock:
+            compiled = self._core.compile_model(self._model, "CPU", self._config)
+        state = self._local.state = (compiled, compiled.create_infer_request())
+        return state
+
     def __call__(self, blob: np.ndarray) -> list[np.ndarray]:
-        req = getattr(self._local, "request", None)
-        if req is None:
-            req = self._local.request = self.compiled.create_infer_request()
-        result = req.infer({0: blob})
-        return [np.array(result[out]) for out in self.compiled.outputs]
+        state = getattr(self._local, "state", None) or self._compile()
+        compiled, request = state
+        result = request.infer({0: blob})
+        return [np.array(result[out]) for out in compiled.outputs]
 
 
 class _OnnxRuntime:
