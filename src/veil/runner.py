@@ -96,12 +96,12 @@ def plan_jobs(
         and output.suffix.lower() in MEDIA_SUFFIXES
     ):
         jobs = [Job(inputs[0], output)]
-        _check_targets(jobs)
+        check_targets(jobs)
         return jobs
     jobs = []
     for src in inputs:
         jobs.extend(_jobs_for(src, output, len(inputs) > 1, recursive, include, exclude))
-    _check_targets(jobs)
+    check_targets(jobs)
     return jobs
 
 
@@ -130,7 +130,8 @@ def _jobs_for(
         yield Job(path, root / path.relative_to(src))
 
 
-def _check_targets(jobs: list[Job]) -> None:
+def check_targets(jobs: Sequence[Job]) -> None:
+    """Refuse outputs that would overwrite an input or collide with each other."""
     sources = {j.source.resolve() for j in jobs}
     seen: set[Path] = set()
     for job in jobs:
@@ -142,7 +143,8 @@ def _check_targets(jobs: list[Job]) -> None:
         seen.add(target)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -234,7 +236,7 @@ class ImageRunner:
             "input": str(job.source),
             "input_sha256": input_sha,
             "output": str(job.target),
-            "output_sha256": _sha256(job.target),
+            "output_sha256": file_sha256(job.target),
             "settings": self.pipeline.describe(),
             "faces": faces,
         }

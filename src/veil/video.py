@@ -35,7 +35,7 @@ from veil.config import RunConfig
 from veil.errors import ConfigError, OutputError, VeilError
 from veil.io.video import VideoReader, VideoWriter, _check_options
 from veil.pipeline import Pipeline
-from veil.runner import _sha256
+from veil.runner import file_sha256
 from veil.track import LookaheadBuffer, SpeedMode, Tracker
 from veil.types import Faces, check_image
 
@@ -422,9 +422,9 @@ def _audit_header(
     summary["decode_errors"] = len(r.decode_errors)
     return {
         "input": str(src),
-        "input_sha256": _sha256(src),
+        "input_sha256": file_sha256(src),
         "output": str(dst),
-        "output_sha256": _sha256(dst),
+        "output_sha256": file_sha256(dst),
         "settings": {**pipeline.describe(), "video": video.to_dict()},
         "summary": summary,
         "decode_errors": [{"before_frame": i, "message": m} for i, m in r.decode_errors],

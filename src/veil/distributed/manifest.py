@@ -24,9 +24,10 @@ from typing import IO, Any
 from veil import __version__
 from veil.config import RunConfig
 from veil.errors import OutputError
-from veil.runner import Job
+from veil.runner import Job, file_sha256
 
 __all__ = ["MANIFEST_NAME", "RUNS_DIR", "Record", "RunManifest", "file_sha256", "settings_hash"]
+
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +36,6 @@ RUNS_DIR = ".veil-runs"
 MANIFEST_NAME = "manifest.jsonl"
 
 STATUSES = ("done", "skipped", "failed")
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def settings_hash(config: RunConfig) -> str:

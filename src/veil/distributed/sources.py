@@ -12,12 +12,12 @@ from __future__ import annotations
 import csv
 import glob
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from veil.errors import InputError, MissingExtraError, OutputError
 from veil.io.images import iter_image_files
-from veil.runner import MEDIA_SUFFIXES, Job
+from veil.runner import MEDIA_SUFFIXES, Job, check_targets
 
 __all__ = ["MANIFEST_SUFFIXES", "collect_jobs", "read_manifest_paths"]
 
@@ -61,7 +61,7 @@ def collect_jobs(source: str | os.PathLike[str], dest: Path, *, column: str = "p
     if not files:
         raise InputError(f"{text}: no image or video files found")
     jobs = [Job(f, dest / f.relative_to(root)) for f in files]
-    _check_targets(jobs)
+    check_targets(jobs)
     return jobs
 
 
@@ -137,16 +137,3 @@ def _common_root(files: Sequence[Path]) -> Path:
     if not files:
         return Path(".")
     return Path(os.path.commonpath([str(f.absolute().parent) for f in files]))
-
-
-def _check_targets(jobs: Iterable[Job]) -> None:
-    jobs = list(jobs)
-    sources = {j.source.resolve() for j in jobs}
-    seen: set[Path] = set()
-    for job in jobs:
-        target = job.target.resolve()
-        if target in sources:
-            raise OutputError(f"{job.target}: output would overwrite an input file")
-        if target in seen:
-            raise OutputError(f"{job.target}: two inputs would write the same output file")
-        seen.add(target)
