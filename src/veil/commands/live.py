@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from veil.commands.options import pipeline_options, run_config
+from veil.commands.options import pipeline_options, run_config, tracking_options
 from veil.errors import ConfigError, VeilError
 
 __all__ = ["live"]
@@ -48,20 +48,6 @@ _OPTIONS: list[Any] = [
         help="Seconds without data before a network source counts as dropped.",
     ),
     click.option("--fps", type=click.FloatRange(1), default=None, help="Output frame rate tag."),
-    click.option(
-        "--detect-every",
-        type=click.IntRange(1),
-        default=1,
-        show_default=True,
-        help="Speed mode: full detection every N frames, tracking in between.",
-    ),
-    click.option(
-        "--max-age",
-        type=click.IntRange(0),
-        default=15,
-        show_default=True,
-        help="Keep masking a lost face for this many frames.",
-    ),
     click.option("--crf", type=click.IntRange(0, 51), default=23, show_default=True),
     click.option("--preset", default="veryfast", show_default=True, help="x264/x265 preset."),
     click.option("-q", "--quiet", is_flag=True, help="No summary."),
@@ -71,7 +57,7 @@ _OPTIONS: list[Any] = [
 def _with_options(fn: Any) -> Any:
     for option in reversed(_OPTIONS):
         fn = option(fn)
-    return pipeline_options(fn)
+    return pipeline_options(tracking_options(fn))
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

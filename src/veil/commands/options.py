@@ -16,7 +16,12 @@ from veil.config import AnonymizerConfig, DetectorConfig, MaskConfig, OutputConf
 from veil.errors import ConfigError
 from veil.mask import MASK_SHAPES
 
-__all__ = ["detector_options", "pipeline_options", "run_config"]
+__all__ = [
+    "detector_options",
+    "pipeline_options",
+    "run_config",
+    "tracking_options",
+]
 
 _MASK = MaskConfig()
 _ANON = AnonymizerConfig()
@@ -104,6 +109,30 @@ _MASK_AND_METHOD_OPTIONS = [
     ),
     click.option("--seed", type=int, default=None, help="Seed random methods (reproducible)."),
 ]
+
+
+TRACKING_OPTIONS = [
+    click.option(
+        "--detect-every",
+        type=click.IntRange(1),
+        default=1,
+        show_default=True,
+        help="Speed mode: full detection every N frames, tracking in between "
+        "(forced on scene cuts and uncertain tracks).",
+    ),
+    click.option(
+        "--max-age",
+        type=click.IntRange(0),
+        default=15,
+        show_default=True,
+        help="Keep masking a lost face for this many frames.",
+    ),
+]
+
+
+def tracking_options(fn: Any) -> Any:
+    """``--detect-every`` and ``--max-age`` (video files and live streams)."""
+    return _apply(TRACKING_OPTIONS, fn)
 
 
 def detector_options(fn: Any) -> Any:

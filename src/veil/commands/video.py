@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from veil.commands.options import pipeline_options, run_config
+from veil.commands.options import pipeline_options, run_config, tracking_options
 from veil.config import OutputConfig, RunConfig
 from veil.errors import ConfigError, VeilError
 from veil.runner import FileOutcome, Job, audit_path
@@ -112,21 +112,6 @@ _OPTIONS: list[Any] = [
         help="Output video. Default: INPUT_anonymized.EXT beside the input.",
     ),
     click.option(
-        "--detect-every",
-        type=click.IntRange(1),
-        default=1,
-        show_default=True,
-        help="Speed mode: full detection every N frames, tracking in between "
-        "(forced on scene cuts and uncertain tracks).",
-    ),
-    click.option(
-        "--max-age",
-        type=click.IntRange(0),
-        default=15,
-        show_default=True,
-        help="Keep masking a lost face for this many frames.",
-    ),
-    click.option(
         "--lookahead",
         type=click.IntRange(0),
         default=8,
@@ -157,7 +142,7 @@ _OPTIONS: list[Any] = [
 def _with_options(fn: Any) -> Any:
     for option in reversed(_OPTIONS):
         fn = option(fn)
-    return pipeline_options(fn)
+    return pipeline_options(tracking_options(fn))
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
