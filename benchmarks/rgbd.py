@@ -135,11 +135,15 @@ def _speed(
 def run_real(args: argparse.Namespace, pipe: Pipeline) -> None:
     from veil.io.images import read_image, write_image
     from veil.io.rgbd import read_depth, read_intrinsics
+    from veil.rgbd.register import parse_shift, shift_depth
 
     root = Path(args.real)
     image = read_image(next(root.glob("*_color.png"))).image
     depth = read_depth(next(root.glob("*_depth_mm.png")))
     k = read_intrinsics(root / "meta.json")
+    shift = parse_shift(args.depth_shift)
+    depth = shift_depth(depth, *shift)
+    print(f"depth shifted by {shift} px onto the colour image")
     t0 = time.perf_counter()
     faces = pipe.detect(image)
     t1 = time.perf_counter()
@@ -177,6 +181,11 @@ def main() -> None:
     ap.add_argument("--oracle", action="store_true", help="ground-truth face boxes")
     ap.add_argument("--real", default=None, help="folder of the PCL five-people frame")
     ap.add_argument("--save", default=None, help="before/after PNG for --real")
+    ap.add_argument(
+        "--depth-shift",
+        default="0,0",
+        help="for --real: move depth DX,DY px onto colour (-16,0 fits the PCL frame)",
+    )
     args = ap.parse_args()
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "

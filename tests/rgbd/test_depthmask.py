@@ -111,3 +111,19 @@ def test_no_heads_on_a_wall_and_floor() -> None:
     for depth in (flat,):
         assert len(find_heads_without_faces(depth, f.intrinsics, None)) == 0
     assert len(find_heads_without_faces(room, f.intrinsics, None)) <= 1
+
+
+def test_depth_shift_moves_depth_and_fills_unknown() -> None:
+    import pytest
+
+    from veil.errors import ConfigError
+    from veil.rgbd.register import parse_shift, shift_depth
+
+    depth = np.arange(12, dtype=np.float32).reshape(3, 4) + 1
+    moved = shift_depth(depth, -1, 1)
+    np.testing.assert_array_equal(moved[1:, :3], depth[:2, 1:])
+    assert (moved[0] == 0).all() and (moved[:, 3] == 0).all()
+    assert (shift_depth(depth, 9, 0) == 0).all()
+    assert parse_shift("-16,0") == (-16, 0)
+    with pytest.raises(ConfigError, match="DX,DY"):
+        parse_shift("auto")

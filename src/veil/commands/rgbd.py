@@ -123,6 +123,13 @@ def _write_label(path: Path, labels: Any) -> None:
     is_flag=True,
     help="Also mask heads without a visible face (people seen from behind).",
 )
+@click.option(
+    "--depth-shift",
+    default="0,0",
+    show_default=True,
+    help="Move depth DX,DY pixels onto the colour image (for sensors whose colour and "
+    "depth are not aligned; e.g. -16,0 for the PCL Kinect frame).",
+)
 @click.option("-d", "--detector", default="centerface", show_default=True)
 @click.option("-t", "--threshold", type=click.FloatRange(0, 1), default=None)
 @click.option(
@@ -142,6 +149,7 @@ def rgbd_command(
     depth_scale: float,
     depth_policy: str,
     heads: bool,
+    depth_shift: str,
     detector: str,
     threshold: float | None,
     method: str,
@@ -154,8 +162,11 @@ def rgbd_command(
     masks is flattened or noised (--depth-policy) because a face's relief identifies it
     too. A pair that fails gets no output; the run goes on and exits with status 1.
     """
+    import dataclasses
+
     from veil.errors import VeilError
     from veil.io.rgbd import pair_inputs
+    from veil.rgbd.register import parse_shift
 
     try:
         pairs = pair_inputs(source, depth_source)
@@ -171,6 +182,7 @@ def rgbd_command(
             strength,
             seed,
         )
+        job = dataclasses.replace(job, shift=parse_shift(depth_shift))
     except VeilError as exc:
         _fail(str(exc))
         return
@@ -199,6 +211,7 @@ class _Job:
     policy: str
     heads: bool
     seed: int | None
+    shift: tuple[int, int] = (0, 0)
 
     @classmethod
     def build(
@@ -244,6 +257,7 @@ class _Job:
         from veil.io.images import read_image, write_image
         from veil.io.rgbd import apply_depth_policy, read_depth, write_depth
         from veil.rgbd.heads import find_heads_without_faces
+        from veil.rgbd.register import shift_depth
         from veil.rgbd.synth import default_intrinsics
         from veil.types import Faces
 
@@ -254,6 +268,8 @@ class _Job:
                 f"{pair.depth}: depth is {depth.shape[1]}x{depth.shape[0]}, colour "
                 f"{pair.color} is {loaded.image.shape[1]}x{loaded.image.shape[0]}"
             )
+        if self.shift != (0, 0):
+            depth = shift_depth(depth, *self.shift)
         k = self.intrinsics or default_intrinsics(depth.shape)
         detected = self.pipeline.detect(loaded.image)
         faces = self.masker.refine(detected, depth, self.intrinsics)
