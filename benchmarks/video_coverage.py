@@ -75,12 +75,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--background", type=Path, default=_clips.DEFAULT_BACKGROUND)
     ap.add_argument("--faces", type=Path, default=_clips.DEFAULT_FACES)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--face-height",
+        type=float,
+        default=None,
+        help="face height in px (default: the clip generator's mix); 20-30 separates tools",
+    )
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="veil-video-coverage-"))
     work.mkdir(parents=True, exist_ok=True)
-    src = work / f"coverage_{args.size}_{args.seconds:g}s_seed{args.seed}.mp4"
+    tag = f"_h{args.face_height:g}" if args.face_height else ""
+    src = work / f"coverage_{args.size}_{args.seconds:g}s_seed{args.seed}{tag}.mp4"
     if not src.exists():
         _clips.make_clip(
             src,
@@ -89,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             faces=args.faces_per_clip,
             background=args.background,
             face_dir=args.faces,
+            face_height=args.face_height,
             seed=args.seed,
         )
     gt = _clips.load_gt(src)
