@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import queue
@@ -26,18 +25,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import cv2
 import numpy as np
 
 from veil.config import RunConfig
-from veil.errors import ConfigError, OutputError, VeilError
+from veil.errors import ConfigError, VeilError
 from veil.io.video import VideoReader, VideoWriter, _check_options
 from veil.pipeline import Pipeline
-from veil.runner import file_sha256
 from veil.track import LookaheadBuffer, SpeedMode, Tracker
 from veil.types import Faces, check_image
+from veil.video_audit import Tally, audit_header, write_audit
 
 __all__ = ["FrameAnonymizer", "ProcessedFrame", "VideoConfig", "VideoReport", "anonymize_video"]
 __all__ += ["obscure"]
@@ -254,56 +253,6 @@ def _encode(writer: VideoWriter, inbox: queue.Queue[Any], ctl: _Control) -> None
         writer.write(pf.image, *pf.meta)
 
 
-class _Tally:
-    """Counts for :class:`VideoReport` and the audit's per-frame lines (kept in a temp file,
-    so memory does not grow with the video's length)."""
-
-    def __init__(self, log_file: IO[str] | None) -> None:
-        self.file = log_file
-        self.counts = dict.fromkeys(("out", "detected", "tracked_only", "no_face", "failed"), 0)
-        self.runs: dict[str, list[list[int]]] = {"tracked_only": [], "no_face": [], "failed": []}
-        self.max_track = self.seen = 0
-
-    def add(self, pf: ProcessedFrame) -> None:
-        self.seen += 1
-        src = pf.faces.data.get("source", [])
-        kinds = {
-            "out": pf.image is not None,
-            "detected": pf.detected,
-            "failed": pf.error is not None,
-            "tracked_only": pf.error is None and any(s != "detected" for s in src),
-            "no_face": pf.error is None and not len(pf.faces),
-        }
-        for kind, hit in kinds.items():
-            self.counts[kind] += hit
-            if hit and kind in self.runs:
-                _extend_runs(self.runs[kind], pf.index)
-        if pf.faces.track_id is not None and len(pf.faces):
-            self.max_track = max(self.max_track, int(pf.faces.track_id.max()))
-        if self.file is not None:
-            self.file.write(json.dumps(_frame_record(pf), separators=(",", ":")) + "\n")
-
-
-def _extend_runs(runs: list[list[int]], index: int) -> None:
-    """Add ``index`` to inclusive ``[first, last]`` runs of consecutive indices."""
-    if runs and runs[-1][1] == index - 1:
-        runs[-1][1] = index
-    else:
-        runs.append([index, index])
-
-
-def _frame_record(pf: ProcessedFrame) -> dict[str, Any]:
-    faces = pf.faces.to_records()
-    for rec, src in zip(faces, pf.faces.data.get("source", []), strict=False):
-        rec["source"] = src
-    pts = pf.meta[0] if isinstance(pf.meta, tuple) else None
-    out: dict[str, Any] = {"index": pf.index, "pts": pts, "detected": pf.detected}
-    out["faces"] = faces
-    if pf.error is not None:
-        out.update(error=pf.error, dropped=pf.image is None)
-    return out
-
-
 def anonymize_video(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
@@ -338,7 +287,7 @@ def anonymize_video(
         lines = (
             stack.enter_context(tempfile.TemporaryFile("w+", encoding="utf-8")) if audit else None
         )
-        tally = _Tally(lines)
+        tally = Tally(lines)
         try:
             _run_stages(reader, writer, FrameAnonymizer(pipeline, video), tally, progress)
             writer.close()
@@ -347,8 +296,8 @@ def anonymize_video(
             raise
         report = _report(reader, tally, time.perf_counter() - start)
         if audit is not None:
-            header = _audit_header(src, dst, pipeline, video, report, tally)
-            _write_audit(Path(audit), header, lines)
+            header = audit_header(src, dst, pipeline, video, report, tally)
+            write_audit(Path(audit), header, lines)
     return report
 
 
@@ -361,7 +310,7 @@ def _run_stages(
     reader: VideoReader,
     writer: VideoWriter,
     frames: FrameAnonymizer,
-    tally: _Tally,
+    tally: Tally,
     progress: Callable[[int, int], None] | None,
 ) -> None:
     """Decode and encode in their own threads, track and anonymize in this one."""
@@ -399,7 +348,7 @@ def _run_stages(
         raise ctl.errors[0]
 
 
-def _report(reader: VideoReader, tally: _Tally, seconds: float) -> VideoReport:
+def _report(reader: VideoReader, tally: Tally, seconds: float) -> VideoReport:
     c = tally.counts
     return VideoReport(
         frames_in=reader.frames_read,
@@ -413,42 +362,3 @@ def _report(reader: VideoReader, tally: _Tally, seconds: float) -> VideoReport:
         seconds=seconds,
         fps=c["out"] / seconds if seconds > 0 else 0.0,
     )
-
-
-def _audit_header(
-    src: Path, dst: Path, pipeline: Pipeline, video: VideoConfig, r: VideoReport, t: _Tally
-) -> dict[str, Any]:
-    summary = dataclasses.asdict(r)
-    summary["decode_errors"] = len(r.decode_errors)
-    return {
-        "input": str(src),
-        "input_sha256": file_sha256(src),
-        "output": str(dst),
-        "output_sha256": file_sha256(dst),
-        "settings": {**pipeline.describe(), "video": video.to_dict()},
-        "summary": summary,
-        "decode_errors": [{"before_frame": i, "message": m} for i, m in r.decode_errors],
-        "frame_runs": {
-            "note": "inclusive [first, last] frame index runs",
-            "tracked_only": t.runs["tracked_only"],
-            "no_face": t.runs["no_face"],
-            "detection_failed": t.runs["failed"],
-        },
-    }
-
-
-def _write_audit(path: Path, header: dict[str, Any], frames: IO[str] | None) -> None:
-    """``header`` plus ``"frames"``: one JSON line per frame from ``frames``; atomic."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as out:
-            out.write(json.dumps(header, indent=1)[:-2] + ',\n "frames": [\n')
-            if frames is not None:
-                frames.seek(0)
-                for k, line in enumerate(frames):
-                    out.write(("  " if k == 0 else ", ") + line)
-            out.write(" ]\n}\n")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write audit file: {exc}") from exc
