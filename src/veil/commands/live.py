@@ -12,7 +12,12 @@ from typing import Any
 
 import click
 
-from veil.commands.options import pipeline_options, run_config, tracking_options
+from veil.commands.options import (
+    pipeline_options,
+    run_config,
+    stack_options,
+    tracking_options,
+)
 from veil.errors import ConfigError, VeilError
 
 __all__ = ["live"]
@@ -55,9 +60,7 @@ _OPTIONS: list[Any] = [
 
 
 def _with_options(fn: Any) -> Any:
-    for option in reversed(_OPTIONS):
-        fn = option(fn)
-    return pipeline_options(tracking_options(fn))
+    return pipeline_options(tracking_options(stack_options(_OPTIONS, fn)))
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

@@ -20,6 +20,7 @@ __all__ = [
     "detector_options",
     "pipeline_options",
     "run_config",
+    "stack_options",
     "tracking_options",
 ]
 
@@ -27,7 +28,8 @@ _MASK = MaskConfig()
 _ANON = AnonymizerConfig()
 
 
-def _apply(options: list[Callable[[Any], Any]], fn: Any) -> Any:
+def stack_options(options: list[Callable[[Any], Any]], fn: Any) -> Any:
+    """Apply click option decorators in list order (first option listed first in --help)."""
     for option in reversed(options):
         fn = option(fn)
     return fn
@@ -132,17 +134,17 @@ TRACKING_OPTIONS = [
 
 def tracking_options(fn: Any) -> Any:
     """``--detect-every`` and ``--max-age`` (video files and live streams)."""
-    return _apply(TRACKING_OPTIONS, fn)
+    return stack_options(TRACKING_OPTIONS, fn)
 
 
 def detector_options(fn: Any) -> Any:
     """``--detector``, ``--threshold``, ``--no-upscale``."""
-    return _apply(_DETECTOR_OPTIONS, fn)
+    return stack_options(_DETECTOR_OPTIONS, fn)
 
 
 def pipeline_options(fn: Any) -> Any:
     """Detector options plus method, strength, mask shape/scale/margin/drop, feather, seed."""
-    return _apply(_DETECTOR_OPTIONS + _MASK_AND_METHOD_OPTIONS, fn)
+    return stack_options(_DETECTOR_OPTIONS + _MASK_AND_METHOD_OPTIONS, fn)
 
 
 def detector_config(options: dict[str, Any]) -> DetectorConfig:

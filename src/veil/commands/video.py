@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from veil.commands.options import pipeline_options, run_config, tracking_options
+from veil.commands.options import (
+    pipeline_options,
+    run_config,
+    stack_options,
+    tracking_options,
+)
 from veil.config import OutputConfig, RunConfig
 from veil.errors import ConfigError, VeilError
 from veil.runner import FileOutcome, Job, audit_path
@@ -140,9 +145,7 @@ _OPTIONS: list[Any] = [
 
 
 def _with_options(fn: Any) -> Any:
-    for option in reversed(_OPTIONS):
-        fn = option(fn)
-    return pipeline_options(tracking_options(fn))
+    return pipeline_options(tracking_options(stack_options(_OPTIONS, fn)))
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
