@@ -108,3 +108,15 @@ def test_bad_options(dataset: Path, tmp_path: Path, args: list[str], message: st
     result = invoke(dataset, "-o", tmp_path / "out", *args)
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_run_ids_sort_in_start_order() -> None:
+    import time
+
+    from veil.distributed import new_run_id
+
+    ids = []
+    for _ in range(5):  # runs a millisecond apart (real runs are much further apart)
+        ids.append(new_run_id())
+        time.sleep(0.001)
+    assert ids == sorted(ids) and len(set(ids)) == 5
