@@ -319,7 +319,8 @@ def _loop(
                 index = run.counts["in"]
                 run.counts["in"] += 1
                 for pf in frames.push(image, index, meta=pts + run.offset):
-                    assert pf.image is not None  # on_error="obscure" never drops
+                    # RGB in, RGB out; on_error="obscure" never drops
+                    assert isinstance(pf.image, np.ndarray)
                     if not run.emit(pf.image, pf.meta, pf.error, len(pf.faces)):
                         return "quit"
                 if max_frames is not None and run.counts["in"] >= max_frames:

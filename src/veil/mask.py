@@ -10,7 +10,7 @@ always has ``alpha == 1``, the soft edge lies outside it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -52,6 +52,17 @@ class Region:
     @property
     def slices(self) -> tuple[slice, slice]:
         return slice(self.y0, self.y1), slice(self.x0, self.x1)
+
+    def shifted(self, dx: int, dy: int) -> Region:
+        """The same region in an image whose origin is at ``(-dx, -dy)`` of this one's
+        (e.g. ``shifted(-x0, -y0)`` for a crop starting at ``(x0, y0)``)."""
+        box = None
+        if self.box is not None:
+            bx0, by0, bx1, by1 = self.box
+            box = (bx0 + dx, by0 + dy, bx1 + dx, by1 + dy)
+        return replace(
+            self, x0=self.x0 + dx, y0=self.y0 + dy, x1=self.x1 + dx, y1=self.y1 + dy, box=box
+        )
 
 
 class Masker:

@@ -12,6 +12,7 @@ from veil.anonymize.base import ANONYMIZERS, Anonymizer
 from veil.config import RunConfig
 from veil.detect.base import DETECTORS, Detector
 from veil.errors import BackendError, VeilError
+from veil.io.yuv import YUV420, even_box, merge_boxes
 from veil.mask import Masker, Region
 from veil.types import Faces, check_image
 
@@ -75,6 +76,35 @@ class Pipeline:
         except Exception as exc:
             raise BackendError(f"anonymizer {self.anonymizer.name!r} failed: {exc}") from exc
         return Result(out, faces, regions)
+
+    def anonymize_yuv(self, frame: YUV420, faces: Faces) -> YUV420:
+        """:meth:`anonymize` for a :class:`~veil.io.yuv.YUV420` frame, converting only
+        the crops around faces to RGB and back (the frame itself when there are none).
+
+        Each face's region plus the anonymizer's :meth:`~Anonymizer.context` margin is one
+        area; overlapping areas are merged and each merged crop is anonymized on its own,
+        so every face sees the same pixels as in a whole RGB frame.
+        """
+        regions = self.masker.regions(faces, frame.shape)
+        if not regions:
+            return frame
+        h, w = frame.height, frame.width
+        areas = []
+        for r in regions:
+            m = self.anonymizer.context(r.size)
+            areas.append(even_box((r.x0 - m, r.y0 - m, r.x1 + m, r.y1 + m), w, h))
+        groups = merge_boxes(areas)
+
+        def crop(rgb: np.ndarray, index: int) -> np.ndarray:
+            (x0, y0, _, _), members = groups[index]
+            return self.anonymizer.apply(rgb, [regions[i].shifted(-x0, -y0) for i in members])
+
+        try:
+            return frame.edit([box for box, _ in groups], crop)
+        except VeilError:
+            raise
+        except Exception as exc:
+            raise BackendError(f"anonymizer {self.anonymizer.name!r} failed: {exc}") from exc
 
     def process(self, image: np.ndarray) -> Result:
         """Detect and anonymize every face in an RGB ``uint8 (H, W, 3)`` image."""

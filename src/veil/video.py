@@ -32,11 +32,16 @@ import numpy as np
 
 from veil.config import RunConfig
 from veil.errors import ConfigError, VeilError
-from veil.io.video import VideoReader, VideoWriter, _check_options
+from veil.io.video import VideoReader
+from veil.io.video_writer import VideoWriter, check_writer_options
+from veil.io.yuv import YUV420, as_rgb
 from veil.pipeline import Pipeline
 from veil.track import LookaheadBuffer, SpeedMode, Tracker
+from veil.track.search import search_windows
 from veil.types import Faces, check_image
 from veil.video_audit import Tally, audit_header, write_audit
+
+Image = np.ndarray | YUV420  # RGB uint8 (H, W, 3), or a yuv420p frame kept as decoded
 
 __all__ = ["FrameAnonymizer", "ProcessedFrame", "VideoConfig", "VideoReport", "anonymize_video"]
 __all__ += ["obscure"]
@@ -53,17 +58,24 @@ class VideoConfig:
 
     Attributes:
         detect_every: speed mode: full detection every N frames, tracking in between
-            (detection is forced on scene cuts and uncertain tracks); 1 detects always.
+            (full detection also on scene cuts); 1 detects on every frame.
+        search: between full detections, confirm uncertain tracks (new, missed, or
+            predicted for long) by running the detector on windows around them; off, any
+            uncertain track forces a full detection.
         max_age: frames a lost face stays masked at its predicted box (forward fill).
         lookahead: frames held back so a face found late is masked in them too
             (backward fill); 0 disables it. Output lags input by this many frames.
         on_error: a frame whose detection fails is ``"obscure"``-d entirely or
             ``"drop"``-ped (the output then has fewer frames; the others keep their pts).
-        codec, crf, preset, keep_audio, keep_metadata: see :class:`~veil.io.video.VideoWriter`.
+        codec, crf, preset, keep_audio, keep_metadata: see
+            :class:`~veil.io.video_writer.VideoWriter`.
         queue_size: frames each inter-stage queue holds.
+        yuv: keep yuv420p frames as decoded (RGB only for detection and face crops;
+            pixels away from faces are copied exactly); off, every frame goes through RGB.
     """
 
     detect_every: int = 1
+    search: bool = True
     max_age: int = 15
     lookahead: int = 8
     on_error: str = "obscure"
@@ -73,6 +85,7 @@ class VideoConfig:
     keep_audio: bool = True
     keep_metadata: bool = False
     queue_size: int = 8
+    yuv: bool = True
 
     def __post_init__(self) -> None:
         checks = {
@@ -85,7 +98,7 @@ class VideoConfig:
         for name, (ok, rule) in checks.items():
             if not ok:
                 raise ConfigError(f"VideoConfig: {name}={getattr(self, name)!r}; expected {rule}")
-        _check_options(self.codec, self.crf, self.preset)
+        check_writer_options(self.codec, self.crf, self.preset)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -106,21 +119,25 @@ class ProcessedFrame:
 
     Attributes:
         index: the index it was pushed with.
-        image: anonymized RGB ``uint8 (H, W, 3)``; fully obscured when ``error`` is set,
-            ``None`` when the ``"drop"`` policy leaves it out. Never the input as it was.
+        image: anonymized, of the kind pushed (RGB ``uint8 (H, W, 3)`` or YUV420); fully
+            obscured when ``error`` is set, ``None`` when the ``"drop"`` policy leaves it
+            out. Never the input as it was.
         faces: what was masked (clipped to the frame): ``track_id`` and
             ``data["source"]`` in ``{"detected", "predicted", "backfilled"}``.
-        detected: the detector ran on it and succeeded.
+        detected: the full detector ran on it and succeeded.
         error: why detection or anonymization failed on it, else ``None``.
         meta: whatever was pushed with it (e.g. pts and duration).
+        searched: the detector ran on windows around the tracks (speed mode) and
+            succeeded.
     """
 
     index: int
-    image: np.ndarray | None
+    image: Image | None
     faces: Faces
     detected: bool
     error: str | None = None
     meta: Any = None
+    searched: bool = False
 
 
 class FrameAnonymizer:
@@ -134,26 +151,43 @@ class FrameAnonymizer:
     def __init__(self, pipeline: Pipeline, video: VideoConfig | None = None) -> None:
         self.pipeline, self.video = pipeline, video or VideoConfig()
         self.tracker = Tracker(max_age=self.video.max_age)
-        self.speed = SpeedMode(self.tracker, every_n=self.video.detect_every)
+        self.speed = SpeedMode(
+            self.tracker, every_n=self.video.detect_every, search=self.video.search
+        )
         # holds frames not yet anonymized: ProcessedFrame with the input image
         self.buffer: LookaheadBuffer[ProcessedFrame] = LookaheadBuffer(self.video.lookahead)
         self._retry = False  # detect on the frame after a failure, whatever speed mode says
 
-    def push(self, image: np.ndarray, index: int, *, meta: Any = None) -> list[ProcessedFrame]:
-        """Take one RGB ``uint8 (H, W, 3)`` frame; return those leaving the buffer."""
-        check_image(image, name=f"frame {index}")
-        run = self.speed.decide(index, image) or self._retry
+    def push(self, image: Image, index: int, *, meta: Any = None) -> list[ProcessedFrame]:
+        """Take one frame (RGB ``uint8 (H, W, 3)`` or :class:`~veil.io.yuv.YUV420`);
+        return those leaving the buffer."""
+        if not isinstance(image, YUV420):
+            check_image(image, name=f"frame {index}")
+        grey = image.y if isinstance(image, YUV420) else image
+        plan = "detect" if self._retry else self.speed.plan(index, grey)
         error = None
-        if run:
-            try:
-                faces = self.tracker.update(self.pipeline.detect(image))
-            except VeilError as exc:
-                log.warning("frame %d: detection failed (%s): %s", index, self.video.on_error, exc)
-                error, faces = str(exc), self.tracker.predict_only()
-        else:
-            faces = self.tracker.predict_only()
+        try:
+            if plan == "detect":
+                faces = self.tracker.update(self.pipeline.detect(as_rgb(image)))
+            elif plan == "search":
+                found = search_windows(self.pipeline.detect, image, self.tracker.upcoming())
+                faces = self.tracker.update(found)
+            else:
+                faces = self.tracker.predict_only()
+        except VeilError as exc:
+            log.warning("frame %d: detection failed (%s): %s", index, self.video.on_error, exc)
+            error, faces = str(exc), self.tracker.predict_only()
         self._retry = error is not None
-        item = ProcessedFrame(index, image, Faces.empty(), run and error is None, error, meta)
+        ok = error is None
+        item = ProcessedFrame(
+            index,
+            image,
+            Faces.empty(),
+            plan == "detect" and ok,
+            error,
+            meta,
+            plan == "search" and ok,
+        )
         return [self._finish(p, f) for p, f in self.buffer.push(item, faces)]
 
     def flush(self) -> list[ProcessedFrame]:
@@ -165,15 +199,19 @@ class FrameAnonymizer:
         ``on_error`` policy; boxes are clipped to the frame here."""
         assert item.image is not None
         source, faces, error = item.image, faces.clip(item.image.shape[:2]), item.error
-        image: np.ndarray | None = None
+        image: Image | None = None
         if error is None:
             try:
-                image = self.pipeline.anonymize(source, faces).image
+                if isinstance(source, YUV420):
+                    image = self.pipeline.anonymize_yuv(source, faces)
+                else:
+                    image = self.pipeline.anonymize(source, faces).image
             except VeilError as exc:
                 log.warning("frame %d: anonymization failed (%s)", item.index, self.video.on_error)
                 error = str(exc)
-        if error is not None:
-            image = obscure(source) if self.video.on_error == "obscure" else None
+        if error is not None and self.video.on_error == "obscure":
+            image = obscure(source.rgb()) if isinstance(source, YUV420) else obscure(source)
+            image = YUV420.from_rgb(image) if isinstance(source, YUV420) else image
         return dataclasses.replace(item, image=image, faces=faces, error=error)
 
 
@@ -181,8 +219,10 @@ class FrameAnonymizer:
 class VideoReport:
     """What :func:`anonymize_video` did.
 
-    ``frames_tracked_only``: frames where at least one face was masked only by tracking
-    (predicted or backfilled box, the detector did not find it there);
+    ``frames_detected``: frames the full detector ran on; ``frames_searched``: frames
+    where it ran only on windows around tracks (speed mode); ``frames_tracked_only``:
+    frames where at least one face was masked only by tracking (predicted or backfilled
+    box, the detector did not find it there);
     ``frames_without_detection``: frames with nothing masked at all (no face detected or
     tracked); ``detection_failures``: frames obscured or dropped by the ``on_error`` policy.
     """
@@ -191,6 +231,7 @@ class VideoReport:
     frames_out: int
     decode_errors: tuple[tuple[int, str], ...]
     frames_detected: int
+    frames_searched: int
     frames_tracked_only: int
     frames_without_detection: int
     detection_failures: int
@@ -280,7 +321,7 @@ def anonymize_video(
     """
     src, dst, video = Path(src), Path(dst), video or VideoConfig()
     pipeline = pipeline or Pipeline.from_config(config)
-    reader = VideoReader(src)
+    reader = VideoReader(src, yuv=video.yuv)
     start = time.perf_counter()
     writer = VideoWriter(dst, reader.info, source=src, **_writer_options(video))
     with contextlib.ExitStack() as stack:
@@ -332,7 +373,7 @@ def _run_stages(
 
     try:
         while (df := ctl.get(inbox)) is not _END:
-            emit(frames.push(df.frame.image, df.frame.index, meta=(df.pts, df.duration)))
+            emit(frames.push(df.image, df.index, meta=(df.pts, df.duration)))
         emit(frames.flush())
         ctl.put(outbox, _END)
         threads[1].join()
@@ -355,6 +396,7 @@ def _report(reader: VideoReader, tally: Tally, seconds: float) -> VideoReport:
         frames_out=c["out"],
         decode_errors=tuple(reader.errors),
         frames_detected=c["detected"],
+        frames_searched=c["searched"],
         frames_tracked_only=c["tracked_only"],
         frames_without_detection=c["no_face"],
         detection_failures=c["failed"],

@@ -25,7 +25,8 @@ class Tally:
 
     def __init__(self, log_file: IO[str] | None) -> None:
         self.file = log_file
-        self.counts = dict.fromkeys(("out", "detected", "tracked_only", "no_face", "failed"), 0)
+        kinds = ("out", "detected", "searched", "tracked_only", "no_face", "failed")
+        self.counts = dict.fromkeys(kinds, 0)
         self.runs: dict[str, list[list[int]]] = {"tracked_only": [], "no_face": [], "failed": []}
         self.max_track = self.seen = 0
 
@@ -35,6 +36,7 @@ class Tally:
         kinds = {
             "out": pf.image is not None,
             "detected": pf.detected,
+            "searched": pf.searched,
             "failed": pf.error is not None,
             "tracked_only": pf.error is None and any(s != "detected" for s in src),
             "no_face": pf.error is None and not len(pf.faces),
@@ -63,6 +65,8 @@ def _frame_record(pf: ProcessedFrame) -> dict[str, Any]:
         rec["source"] = src
     pts = pf.meta[0] if isinstance(pf.meta, tuple) else None
     out: dict[str, Any] = {"index": pf.index, "pts": pts, "detected": pf.detected}
+    if pf.searched:
+        out["searched"] = True
     out["faces"] = faces
     if pf.error is not None:
         out.update(error=pf.error, dropped=pf.image is None)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import veil.io.video
+import veil.io.video_writer
 import video_factory as _factory
 from veil.errors import ConfigError, InputError, OutputError
 from veil.io.video import (
@@ -17,25 +18,16 @@ from veil.io.video import (
     DecodedFrame,
     VideoInfo,
     VideoReader,
-    VideoWriter,
     probe_video,
-    transcode,
 )
+from veil.io.video_writer import VideoWriter, transcode
 
 make_video = _factory.make_video
 SECRET_COMMENT, SECRET_LOCATION = _factory.SECRET_COMMENT, _factory.SECRET_LOCATION
 SECRET_SERIAL = _factory.SECRET_SERIAL
 
-PUBLIC = {
-    "VIDEO_SUFFIXES",
-    "DecodedFrame",
-    "TranscodeReport",
-    "VideoInfo",
-    "VideoReader",
-    "VideoWriter",
-    "probe_video",
-    "transcode",
-}
+PUBLIC = {"VIDEO_SUFFIXES", "DecodedFrame", "VideoInfo", "VideoReader", "probe_video"}
+PUBLIC_WRITER = {"TranscodeReport", "VideoWriter", "check_writer_options", "transcode"}
 
 
 def identity(frame: veil.types.Frame) -> np.ndarray:
@@ -69,6 +61,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_public_names_exist() -> None:
     assert set(veil.io.video.__all__) == PUBLIC
+    assert set(veil.io.video_writer.__all__) == PUBLIC_WRITER
     assert {".mp4", ".mov", ".mkv", ".avi", ".webm", ".ts"} <= VIDEO_SUFFIXES
     assert all(s == s.lower() and s.startswith(".") for s in VIDEO_SUFFIXES)
 

@@ -42,6 +42,9 @@ _HEAD_HEIGHT = 0.26  # metres of the top of a segment taken as head (0.22 m + ha
 _HEAD_HALF_WIDTH = 0.12
 _MIN_PERSON_HEIGHT = 0.4
 _PROMINENCE = 0.10
+_HEAD_WIDTH = (0.10, 0.32)  # metres, widest row of a head with hair
+_SHOULDERS = (0.30, 0.45)  # metres below the top of the head
+_MIN_SHOULDERS = 0.22  # metres, a person seen from the side
 
 
 def find_heads_without_faces(
@@ -138,7 +141,7 @@ def _heads_in_segment(
             first = v
         if v > first + 0.45 * fy / z:
             break
-        if _prominent(top, u, v, z, fx, fy, cols):
+        if _prominent(top, u, v, z, fx, fy, cols) and _head_shaped(depth, seg, u, v, fx, fy):
             heads.append(_head_region(depth, seg, u, v, fx, fy))
             _block(free, u, 0.2 * fx / z)
         else:
@@ -164,6 +167,72 @@ def _prominent(
     half = max(1, round(0.08 * fx / z))
     span = top[max(0, u - half) : u + half + 1]
     return int(np.sum(span <= v + 0.1 * fy / z)) >= max(2, round(0.08 * fx / z))
+
+
+def _head_shaped(depth: np.ndarray, seg: np.ndarray, u: int, v: int, fx: float, fy: float) -> bool:
+    """A head above shoulders, in metres at the head's own depth.
+
+    The widest row 0.02-0.18 m below the top is 0.10-0.32 m wide (a head with hair), and
+    the segment 0.30-0.45 m below the top is wider than that by 30 % and 0.06 m
+    (shoulders; a pole, a door frame or a box on a stand is as wide below as above, or
+    narrower). Evidence that is cut by the image border counts for a head (fail closed).
+    """
+    z = _top_depth(depth, seg, u, v)
+    px_m = z / fx
+    widths, cut = _run_widths(seg, depth, z, u, v + 0.02 * fy / z, v + 0.16 * fy / z)
+    if widths.size == 0:
+        return False
+    # + 2 px: the foreground loses about one pixel at each depth edge
+    head = float(np.median(widths)) + 2
+    if head * px_m > _HEAD_WIDTH[1] or (not cut and (widths.max() + 2) * px_m < _HEAD_WIDTH[0]):
+        return False
+    lo, hi = v + _SHOULDERS[0] * fy / z, v + _SHOULDERS[1] * fy / z
+    if lo >= seg.shape[0] - 1:
+        return True  # shoulders below the image
+    body, body_cut = _run_widths(seg, depth, z, u, lo, hi)
+    if body.size == 0:
+        return False
+    shoulders = body.max() + 2
+    wide = shoulders >= 1.3 * head and (shoulders - head) * px_m >= 0.06
+    return (wide and shoulders * px_m >= _MIN_SHOULDERS) or body_cut
+
+
+def _top_depth(depth: np.ndarray, seg: np.ndarray, u: int, v: int) -> float:
+    """Median depth of the segment just below its top point ``(u, v)``."""
+    patch = np.s_[v : v + 3, max(0, u - 2) : u + 3]
+    return float(np.median(depth[patch][seg[patch]]))
+
+
+def _run_widths(
+    seg: np.ndarray, depth: np.ndarray, z: float, u: int, r0: float, r1: float
+) -> tuple[np.ndarray, bool]:
+    """Widths of the horizontal runs of ``seg`` under column ``u`` in rows ``r0..r1``
+    (gaps of up to 2 px bridged), and whether any of them may be cut short: it touches
+    the image border or something nearer than ``z`` (an occluder) is next to it."""
+    h, w = seg.shape
+    widths, cut = [], False
+    for row in range(max(0, int(r0)), min(h, int(np.ceil(r1)) + 1)):
+        filled = np.flatnonzero(seg[row])
+        if filled.size == 0:
+            continue
+        breaks = np.flatnonzero(np.diff(filled) > 3)
+        starts = np.concatenate([[filled[0]], filled[breaks + 1]])
+        ends = np.concatenate([filled[breaks], [filled[-1]]])
+        i = int(np.argmin(np.maximum(starts - u, 0) + np.maximum(u - ends, 0)))
+        if max(starts[i] - u, u - ends[i], 0) > 2:
+            continue  # nothing of the segment under this column
+        widths.append(int(ends[i] - starts[i] + 1))
+        left = depth[row, max(0, starts[i] - 4) : starts[i]]
+        right = depth[row, ends[i] + 1 : ends[i] + 5]
+        cut |= starts[i] == 0 or ends[i] == w - 1
+        cut |= _occluded(left[::-1], z) or _occluded(right, z)
+    return np.array(widths), cut
+
+
+def _occluded(beside: np.ndarray, z: float) -> bool:
+    """The first valid depth next to a run is nearer than the run (it hides part of it)."""
+    valid = beside[beside > 0]
+    return bool(valid.size and valid[0] < z - 0.15)
 
 
 def _head_region(

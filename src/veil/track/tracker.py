@@ -83,10 +83,12 @@ class _Track:
         self.score, self.last_wh, self.landmarks = score, z[2:].copy(), lm
         self.hits, self.lost = self.hits + 1, 0
 
-    def predicted_box(self, grow: float) -> np.ndarray:
-        """Predicted ``xyxy (4,)``: never smaller than the last detection, grown per lost frame."""
-        z = self.x[:4].copy()
-        z[2:] = np.maximum(z[2:], self.last_wh) * min(1.0 + grow * self.lost, _MAX_GROWTH)
+    def predicted_box(self, grow: float, ahead: int = 0) -> np.ndarray:
+        """Predicted ``xyxy (4,)``: never smaller than the last detection, grown per lost
+        frame; ``ahead`` frames further on (without changing the state)."""
+        z = (np.linalg.matrix_power(_F, ahead) @ self.x)[:4] if ahead else self.x[:4].copy()
+        lost = self.lost + ahead
+        z[2:] = np.maximum(z[2:], self.last_wh) * min(1.0 + grow * lost, _MAX_GROWTH)
         return _to_xyxy(z)
 
 
@@ -190,6 +192,12 @@ class Tracker:
         hits = max(self.min_hits, 2)
         return any(t.missed or t.hits < hits or t.lost > self.uncertain_after for t in self._tracks)
 
+    def upcoming(self) -> np.ndarray:
+        """``float32 (k, 4)``: where each live track is expected in the next frame (the
+        boxes :meth:`update` will match against), without advancing any state."""
+        boxes = [t.predicted_box(self.grow_when_lost, ahead=1) for t in self._tracks]
+        return np.array(boxes, np.float32).reshape(-1, 4)
+
     @property
     def tracks(self) -> int:
         """Number of live tracks."""
@@ -258,8 +266,11 @@ def scene_cut(prev_rgb: np.ndarray, cur_rgb: np.ndarray, *, threshold: float = 0
     return _difference(_thumbnail(prev_rgb), _thumbnail(cur_rgb)) > threshold
 
 
-def _thumbnail(rgb: np.ndarray) -> np.ndarray:
-    grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+def _thumbnail(image: np.ndarray) -> np.ndarray:
+    """64x36 grey thumbnail in ``[0, 1]`` of an RGB image or of a grey/luma plane."""
+    grey = (
+        image if image.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
+    )
     return cv2.resize(grey, (64, 36), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
 
 
@@ -282,18 +293,41 @@ def should_detect(
 
 
 class SpeedMode:
-    """Speed mode for one video: if ``mode.decide(index, rgb)``, call
-    ``tracker.update(detector(...))``, else ``tracker.predict_only()``."""
+    """Speed mode for one video: ``mode.plan(index, image)`` says what to run on a frame.
 
-    def __init__(self, tracker: Tracker, *, every_n: int = 5, cut_threshold: float = 0.1):
+    ``"detect"``: the full detector, then ``tracker.update`` (every ``every_n`` frames
+    and on scene cuts); ``"search"``: the detector only in windows around the tracks'
+    expected boxes (:meth:`Tracker.upcoming`), then ``tracker.update``, when
+    :meth:`Tracker.needs_detection` and ``search`` is on (off: a full detection);
+    ``"track"``: ``tracker.predict_only()``.
+    """
+
+    def __init__(
+        self,
+        tracker: Tracker,
+        *,
+        every_n: int = 5,
+        cut_threshold: float = 0.1,
+        search: bool = True,
+    ):
         if every_n < 1:
             raise ConfigError(f"SpeedMode: every_n must be >= 1, got {every_n}")
         self.tracker, self.every_n, self.cut_threshold = tracker, every_n, cut_threshold
+        self.search = search
         self._prev: np.ndarray | None = None
 
-    def decide(self, frame_index: int, rgb: np.ndarray) -> bool:
-        """True if the full detector should run on ``rgb`` (RGB ``uint8 (H, W, 3)``)."""
-        thumb = _thumbnail(rgb)
+    def plan(self, frame_index: int, image: np.ndarray) -> str:
+        """``"detect"``, ``"search"`` or ``"track"`` for this frame; ``image`` is RGB
+        ``uint8 (H, W, 3)`` or its grey/luma plane ``(H, W)`` (cheaper for YUV video)."""
+        thumb = _thumbnail(image)
         prev, self._prev = self._prev, thumb
         cut = prev is not None and _difference(prev, thumb) > self.cut_threshold
-        return should_detect(frame_index, self.every_n, cut, self.tracker)
+        if should_detect(frame_index, self.every_n, cut):
+            return "detect"
+        if self.tracker.needs_detection():
+            return "search" if self.search else "detect"
+        return "track"
+
+    def decide(self, frame_index: int, image: np.ndarray) -> bool:
+        """True if the detector should run on this frame (whole or in windows)."""
+        return self.plan(frame_index, image) != "track"
