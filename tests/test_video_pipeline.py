@@ -294,3 +294,78 @@ def test_default_pipeline_blurs_the_face_in_every_frame(tmp_path: Path) -> None:
     before, after = decode(src)[0], decode(tmp_path / "out.mp4")[0]
     for (x0, y0, x1, y1), a, b in zip(boxes, before, after, strict=True):
         assert np.abs(a[y0:y1, x0:x1] - b[y0:y1, x0:x1]).mean() > 15
+
+
+class GreenDetector(Detector):
+    """Finds the pure green square in any image (whole frame or search window)."""
+
+    name = "green"
+
+    def __init__(self) -> None:
+        self.shapes: list[tuple[int, ...]] = []
+
+    def detect(self, image: np.ndarray) -> Faces:
+        self.shapes.append(image.shape[:2])
+        mask = (image[..., 1] > 180) & (image[..., 0] < 90) & (image[..., 2] < 90)
+        ys, xs = np.nonzero(mask)
+        if len(xs) < 4:
+            return Faces.empty()
+        box = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+        return Faces(xyxy=np.array([box], np.float32), scores=np.array([0.9], np.float32))
+
+
+def green_clip(path: Path, frames: int) -> Path:
+    """The moving face of :func:`true_box` as a pure green square on dark noise."""
+    noise = np.random.default_rng(1).integers(0, 90, (H, W, 3), np.uint8)
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=25, options={"preset": "ultrafast", "crf": "8"})
+        vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
+        for i in range(frames):
+            img = noise.copy()
+            x0, y0, x1, y1 = true_box(i).astype(int)
+            img[y0:y1, x0:x1] = (0, 255, 0)
+            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+            vf.pts, vf.time_base = i, Fraction(1, 25)
+            out.mux(vs.encode(vf))
+        out.mux(vs.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("yuv", [True, False])
+def test_search_mode_confirms_tracks_in_windows_and_masks_every_frame(
+    tmp_path: Path, yuv: bool
+) -> None:
+    src, dst = green_clip(tmp_path / "in.mp4", 40), tmp_path / "out.mp4"
+    det = GreenDetector()
+    pipe = Pipeline(det, ANONYMIZERS.create("solid"), Masker(shape="box", scale=1.0, drop=0.0))
+    video = VideoConfig(detect_every=8, yuv=yuv)
+    report = anonymize_video(src, dst, RunConfig(), video, pipeline=pipe)
+    full = sum(s == (H, W) for s in det.shapes)
+    assert report.frames_detected == full == 5  # frames 0, 8, ..., 32
+    assert 0 < report.frames_searched == len(det.shapes) - full  # one window per search
+    assert all(max(s) == 128 for s in det.shapes if s != (H, W))
+    out, _ = decode(dst)
+    assert len(out) == 40 and all(masked(f, i) for i, f in enumerate(out))
+
+
+def test_yuv_path_copies_pixels_away_from_faces_exactly(tmp_path: Path) -> None:
+    src = green_clip(tmp_path / "in.mp4", 6)
+    outputs = {}
+    for yuv in (True, False):
+        pipe = Pipeline(
+            GreenDetector(), ANONYMIZERS.create("solid"), Masker(shape="box", scale=1.0, drop=0.0)
+        )
+        dst = tmp_path / f"out-{yuv}.mp4"
+        anonymize_video(src, dst, RunConfig(), VideoConfig(crf=0, yuv=yuv), pipeline=pipe)
+        with av.open(str(dst)) as c:
+            outputs[yuv] = [f.to_ndarray(format="yuv420p") for f in c.decode(video=0)]
+    with av.open(str(src)) as c:
+        originals = [f.to_ndarray(format="yuv420p") for f in c.decode(video=0)]
+    for i, (orig, fast, slow) in enumerate(
+        zip(originals, outputs[True], outputs[False], strict=True)
+    ):
+        x0, y0, x1, y1 = true_box(i).astype(int)
+        away = np.ones((H, W), bool)
+        away[max(0, y0 - 4) : y1 + 4, max(0, x0 - 4) : x1 + 4] = False
+        assert np.array_equal(fast[:H][away], orig[:H][away])  # lossless (crf 0) and untouched
+        assert not np.array_equal(slow[:H][away], orig[:H][away])  # RGB round trip changes them

@@ -66,6 +66,16 @@ class Pipeline:
         except Exception as exc:
             raise BackendError(f"detector {self.detector.name!r} failed: {exc}") from exc
 
+    def detect_window(self, image: np.ndarray) -> Faces:
+        """:meth:`Detector.detect_window` with the same error handling as :meth:`detect`."""
+        check_image(image)
+        try:
+            return self.detector.detect_window(image)
+        except VeilError:
+            raise
+        except Exception as exc:
+            raise BackendError(f"detector {self.detector.name!r} failed: {exc}") from exc
+
     def anonymize(self, image: np.ndarray, faces: Faces) -> Result:
         """Anonymize ``faces`` (already detected or tracked) in ``image``."""
         regions = self.masker.regions(faces, image.shape)

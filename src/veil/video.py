@@ -170,8 +170,10 @@ class FrameAnonymizer:
             if plan == "detect":
                 faces = self.tracker.update(self.pipeline.detect(as_rgb(image)))
             elif plan == "search":
-                found = search_windows(self.pipeline.detect, image, self.tracker.upcoming())
-                faces = self.tracker.update(found)
+                ids = self.tracker.to_confirm()
+                boxes = self.tracker.upcoming(ids)
+                found = search_windows(self.pipeline.detect_window, image, boxes)
+                faces = self.tracker.update(found, searched=ids)
             else:
                 faces = self.tracker.predict_only()
         except VeilError as exc:

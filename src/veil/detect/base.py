@@ -29,6 +29,12 @@ class Detector(abc.ABC):
     def detect(self, image: np.ndarray) -> Faces:
         """Return the faces found in ``image`` with boxes in its pixel coordinates."""
 
+    def detect_window(self, image: np.ndarray) -> Faces:
+        """Detect in a small window scaled so that the face it was cut around is
+        mid-sized (video speed mode's search, :mod:`veil.track.search`): a detector may
+        skip the extra passes it makes for small faces. Default: :meth:`detect`."""
+        return self.detect(image)
+
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[Faces]:
         """Detect on several images; backends that can batch override this."""
         return [self.detect(im) for im in images]

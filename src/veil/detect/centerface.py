@@ -47,6 +47,9 @@ def default_model_path() -> Path:
     return path
 
 
+_MAX_REQUESTS = 6  # input shapes kept planned per thread
+
+
 class _OpenVINO:
     """OpenVINO runner: the model is read once and compiled once per calling thread.
 
@@ -70,15 +73,22 @@ class _OpenVINO:
         self._compile()  # fail early (bad model) in the constructing thread
         self.name = "openvino"
 
-    def _compile(self) -> tuple[Any, Any]:
+    def _compile(self) -> tuple[Any, dict[tuple[int, ...], Any]]:
         with self._lock:
             compiled = self._core.compile_model(self._model, "CPU", self._config)
-        state = self._local.state = (compiled, compiled.create_infer_request())
+        state: tuple[Any, dict[tuple[int, ...], Any]] = (compiled, {})
+        self._local.state = state
         return state
 
     def __call__(self, blob: np.ndarray) -> list[np.ndarray]:
         state = getattr(self._local, "state", None) or self._compile()
-        compiled, request = state
+        compiled, requests = state
+        # one infer request per input shape: a request whose shape changes re-plans its
+        # memory on every call (video alternates whole frames and small search windows)
+        request = requests.pop(blob.shape, None) or compiled.create_infer_request()
+        requests[blob.shape] = request  # most recently used last
+        if len(requests) > _MAX_REQUESTS:
+            del requests[next(iter(requests))]
         result = request.infer({0: blob})
         return [np.array(result[out]) for out in compiled.outputs]
 
@@ -212,6 +222,12 @@ class CenterFace(Detector):
         if scale > 1.0:
             passes.append(self._small_face_pass(image, heat, scale, native))
         return self._fuse(Faces.merge(passes)).clip((h, w))
+
+    def detect_window(self, image: np.ndarray) -> Faces:
+        """One pass at the window's own size (no small-face pass: the window is scaled
+        so its face is mid-sized)."""
+        check_image(image)
+        return self._fuse(self._forward(image)[0]).clip(image.shape[:2])
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[Faces]:
         return [self.detect(im) for im in images]

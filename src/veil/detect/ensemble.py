@@ -57,7 +57,13 @@ class Ensemble(Detector):
 
     def detect(self, image: np.ndarray) -> Faces:
         check_image(image)
-        found = [m.detect(image) for m in self.members]
+        return self._vote([m.detect(image) for m in self.members])
+
+    def detect_window(self, image: np.ndarray) -> Faces:
+        check_image(image)
+        return self._vote([m.detect_window(image) for m in self.members])
+
+    def _vote(self, found: list[Faces]) -> Faces:
         source = np.concatenate([np.full(len(f), i) for i, f in enumerate(found)])
         merged = Faces.merge([Faces(xyxy=f.xyxy, scores=f.scores) for f in found])
         if not len(merged):

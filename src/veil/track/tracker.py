@@ -14,6 +14,7 @@ and grows by ``grow_when_lost`` per lost frame (uncertainty grows).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import cv2
@@ -67,6 +68,7 @@ class _Track:
     hits: int = 1
     lost: int = 0  # frames since the last matched detection
     missed: bool = False  # the last detector pass did not find it
+    recheck: bool = False  # a full pass missed it and no window search has looked since
 
     def predict(self) -> None:
         q = np.array([_Q_POS] * 4 + [_Q_VEL] * 4) * _size(self.x)
@@ -151,8 +153,12 @@ class Tracker:
         self._tracks: list[_Track] = []
         self._next_id = 1
 
-    def update(self, faces: Faces) -> Faces:
+    def update(self, faces: Faces, *, searched: Collection[int] | None = None) -> Faces:
         """Advance one frame with this frame's detections ``faces`` (n rows).
+
+        ``searched``: the ids of the tracks the detector looked for (speed mode's window
+        search); the others may still match a detection but are not counted as missed
+        when none does. ``None``: the whole frame was searched.
 
         Returns ``Faces`` with ``n + k`` rows: the n detections (smoothed, in input
         order) and k lost tracks still within ``max_age``; ``track_id`` is filled.
@@ -173,7 +179,9 @@ class Tracker:
                 t = self._new_track(z, score, lm)
             det_tracks.append(t)
         for t in self._tracks:
-            t.missed = t.lost > 0
+            if searched is None or t.track_id in searched or t.lost == 0:
+                t.missed = t.lost > 0
+                t.recheck = searched is None and t.missed
         self._tracks = [t for t in self._tracks if self._alive(t)]
         return self._output(faces.xyxy, det_tracks)
 
@@ -192,10 +200,28 @@ class Tracker:
         hits = max(self.min_hits, 2)
         return any(t.missed or t.hits < hits or t.lost > self.uncertain_after for t in self._tracks)
 
-    def upcoming(self) -> np.ndarray:
-        """``float32 (k, 4)``: where each live track is expected in the next frame (the
-        boxes :meth:`update` will match against), without advancing any state."""
-        boxes = [t.predicted_box(self.grow_when_lost, ahead=1) for t in self._tracks]
+    def to_confirm(self) -> list[int]:
+        """Ids of the tracks a window search should confirm now (speed mode): new ones
+        (fewer than ``max(min_hits, 2)`` detections, velocity unknown), those predicted
+        for more than ``uncertain_after`` frames, and those the last full detection missed,
+        once (a lost face stays masked at its predicted, growing box until the next full
+        detection either way)."""
+        hits = max(self.min_hits, 2)
+        return [
+            t.track_id
+            for t in self._tracks
+            if t.hits < hits or t.lost > self.uncertain_after or t.recheck
+        ]
+
+    def upcoming(self, ids: Collection[int] | None = None) -> np.ndarray:
+        """``float32 (k, 4)``: where each live track (or each of ``ids``, in track order)
+        is expected in the next frame (the boxes :meth:`update` will match against),
+        without advancing any state."""
+        boxes = [
+            t.predicted_box(self.grow_when_lost, ahead=1)
+            for t in self._tracks
+            if ids is None or t.track_id in ids
+        ]
         return np.array(boxes, np.float32).reshape(-1, 4)
 
     @property
@@ -296,10 +322,10 @@ class SpeedMode:
     """Speed mode for one video: ``mode.plan(index, image)`` says what to run on a frame.
 
     ``"detect"``: the full detector, then ``tracker.update`` (every ``every_n`` frames
-    and on scene cuts); ``"search"``: the detector only in windows around the tracks'
-    expected boxes (:meth:`Tracker.upcoming`), then ``tracker.update``, when
-    :meth:`Tracker.needs_detection` and ``search`` is on (off: a full detection);
-    ``"track"``: ``tracker.predict_only()``.
+    and on scene cuts); ``"search"``: the detector only in windows around the expected
+    boxes of :meth:`Tracker.to_confirm`, then ``tracker.update(found, searched=ids)``;
+    ``"track"``: ``tracker.predict_only()``. With ``search`` off, a frame on which
+    :meth:`Tracker.needs_detection` gets a full detection instead.
     """
 
     def __init__(
@@ -324,9 +350,9 @@ class SpeedMode:
         cut = prev is not None and _difference(prev, thumb) > self.cut_threshold
         if should_detect(frame_index, self.every_n, cut):
             return "detect"
-        if self.tracker.needs_detection():
-            return "search" if self.search else "detect"
-        return "track"
+        if self.search:
+            return "search" if self.tracker.to_confirm() else "track"
+        return "detect" if self.tracker.needs_detection() else "track"
 
     def decide(self, frame_index: int, image: np.ndarray) -> bool:
         """True if the detector should run on this frame (whole or in windows)."""
