@@ -44,7 +44,7 @@ def detect_landmarks(model: LandmarkModel, hog: object, image: np.ndarray) -> np
     if not rects:
         return None
     r = max(rects, key=lambda r: r.width() * r.height())
-    return model.locate(image, (r.left(), r.top(), r.right() + 1, r.bottom() + 1))
+    return model.locate(image, (r.left(), r.top(), r.right() + 1, r.bottom() + 1), hog=True)
 
 
 def collect(root: Path, people: int | None) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from factories import ASTRONAUT_FACE, flat_grey
+from factories import ASTRONAUT_FACE, face_on_canvas, flat_grey
 from veil.anonymize._landmarks import LandmarkSmoother, inter_ocular
 from veil.anonymize._warp import piecewise_affine, triangulate
 from veil.anonymize.base import ANONYMIZERS
@@ -107,6 +107,90 @@ def test_face_box_recovers_the_detector_box(synthetic: type) -> None:
     for box in (ASTRONAUT_FACE, np.array([-30, 200, 66, 296], np.float32)):
         (region,) = regions(image, box, feather=0.2)
         np.testing.assert_allclose(face_box(region, image.shape[:2]), box, atol=2.5)
+
+
+# ---------------------------------------------------------------- landmark seeds and check
+
+_CENTRE = (ASTRONAUT_FACE[:2] + ASTRONAUT_FACE[2:]) / 2
+_POINTS_CENTRE = np.array([224, 127])  # the 68 points' mean: brows to chin, below the box centre
+_FACE_WIDTH = np.array([1, 0, 1, 0]) * (ASTRONAUT_FACE[2] - ASTRONAUT_FACE[0])
+_FACE_HEIGHT = np.array([0, 1, 0, 1]) * (ASTRONAUT_FACE[3] - ASTRONAUT_FACE[1])
+
+
+def _noise(shape: tuple[int, int] = (512, 512)) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8)
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.stack([image] * 3, axis=-1))
+
+
+@dlib_only
+@pytest.mark.parametrize(
+    ("image", "box", "found"),
+    [
+        pytest.param(data.astronaut(), ASTRONAUT_FACE, True, id="detector box"),
+        # boxes off the face: the first seeds fail, dlib's HOG detector seeds the fit
+        pytest.param(data.astronaut(), ASTRONAUT_FACE - 0.4 * _FACE_WIDTH, True, id="left 40%"),
+        pytest.param(data.astronaut(), ASTRONAUT_FACE + 0.4 * _FACE_HEIGHT, True, id="low 40%"),
+        pytest.param(data.astronaut(), np.r_[_CENTRE - 96, _CENTRE + 96], True, id="2x too big"),
+        # a box beside the face is not this face: nothing, and the fallback is used
+        pytest.param(data.astronaut(), ASTRONAUT_FACE - 0.6 * _FACE_WIDTH, False, id="beside"),
+        pytest.param(flat_grey((512, 512)), ASTRONAUT_FACE, False, id="flat grey"),
+        pytest.param(_noise(), ASTRONAUT_FACE, False, id="noise"),
+        pytest.param(_grey(data.brick()), ASTRONAUT_FACE, False, id="brick"),
+        pytest.param(data.coffee(), np.array([150, 100, 300, 250.0]), False, id="coffee cup"),
+    ],
+)
+def test_landmarks_are_found_only_on_the_face_in_the_box(
+    synthetic: type, image: np.ndarray, box: np.ndarray, found: bool
+) -> None:
+    from veil.anonymize._landmarks import LandmarkModel
+
+    points = LandmarkModel().locate(np.ascontiguousarray(image), box)
+    assert (points is not None) == found
+    if points is not None:  # on the astronaut's face, wherever the box was
+        assert np.abs(points.mean(0) - _POINTS_CENTRE).max() < 4
+
+
+@dlib_only
+def test_small_and_mirrored_faces_get_landmarks(synthetic: type) -> None:
+    from veil.anonymize._landmarks import LandmarkModel
+
+    model = LandmarkModel()
+    for scale, mirror in ((0.4, False), (0.6, True)):
+        image, box = face_on_canvas(scale=scale, mirror=mirror, offset=(40, 0))
+        shifted = box + 0.3 * (box[2] - box[0]) * np.array([1, 0, 1, 0])  # off-centre box
+        for b in (box, shifted):
+            points = model.locate(image, b)
+            assert points is not None, (scale, mirror, b)
+            expected = (box[:2] + box[2:]) / 2 + (0, 0.14 * (box[3] - box[1]))
+            assert np.abs(points.mean(0) - expected).max() < 0.1 * (box[2] - box[0])
+
+
+@dlib_only
+def test_random_boxes_on_photos_without_faces_are_refused(synthetic: type) -> None:
+    from veil.anonymize._landmarks import LandmarkModel
+
+    model, rng = LandmarkModel(), np.random.default_rng(1)
+    for image in (data.coffee(), data.chelsea(), _grey(data.grass()), _grey(data.camera())):
+        image = np.ascontiguousarray(image)
+        h, w = image.shape[:2]
+        for _ in range(4):
+            side = rng.uniform(48, 160)
+            x0, y0 = rng.uniform(0, w - side), rng.uniform(0, h - side)
+            assert model.locate(image, (x0, y0, x0 + side, y0 + side)) is None
+
+
+def test_dlib_box_maps_a_centerface_box_onto_dlib_hog_box(synthetic: type) -> None:
+    from veil.anonymize._landmarks import LandmarkModel, dlib_box
+    from veil.boxes import box_iou
+    from veil.detect.base import DETECTORS
+
+    image = data.astronaut()
+    faces = DETECTORS.create("centerface").detect(image)
+    (hog,) = LandmarkModel().hog_faces(image, 100)
+    assert box_iou(dlib_box(faces.xyxy[0])[None], hog[None])[0, 0] > 0.75
 
 
 @pytest.mark.parametrize(

@@ -24,12 +24,15 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
+from veil.boxes import box_iou
 from veil.errors import BackendError, MissingExtraError
 
 __all__ = [
@@ -125,12 +128,14 @@ def dlib_box(box: Sequence[float] | np.ndarray) -> np.ndarray:
     return np.array([cx - r, cy - r, cx + r, cy + r])
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(w, 0.0) * max(h, 0.0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
+def _clip_window(
+    box: np.ndarray, margin: float, shape: tuple[int, ...]
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``(x0, y0), (x1, y1)``: ``box`` grown by ``margin`` px per side, clipped to ``shape``."""
+    x0, y0 = (max(0, int(v - margin)) for v in box[:2])
+    x1 = min(int(shape[1]), int(box[2] + margin) + 1)
+    y1 = min(int(shape[0]), int(box[3] + margin) + 1)
+    return (x0, y0), (max(x1, x0), max(y1, y0))
 
 
 def _load_dlib() -> tuple[Any, Path]:
@@ -147,8 +152,16 @@ def _load_dlib() -> tuple[Any, Path]:
     return dlib, Path(face_recognition_models.pose_predictor_model_location())
 
 
+@dataclass(frozen=True)
+class LandmarkFit:
+    """Checked landmarks: ``points float32 (68, 2)`` and the seed ``box`` they were found in."""
+
+    points: np.ndarray
+    box: np.ndarray
+
+
 class LandmarkModel:
-    """dlib's 68-point predictor, one instance per thread (dlib objects are not shared).
+    """dlib's 68-point predictor (and HOG detector), one instance per thread.
 
     Args:
         model_path: the ``.dat`` model; default the one in ``face_recognition_models``.
@@ -172,6 +185,12 @@ class LandmarkModel:
             self._local.predictor = predictor
         return predictor
 
+    def _hog(self) -> Any:
+        hog = getattr(self._local, "hog", None)
+        if hog is None:
+            hog = self._local.hog = self._dlib.get_frontal_face_detector()
+        return hog
+
     def predict(self, image: np.ndarray, box: Sequence[float] | np.ndarray) -> np.ndarray:
         """The 68 points ``float32 (68, 2)`` the predictor finds in ``box (x0, y0, x1, y1)``."""
         x0, y0, x1, y1 = (round(float(v)) for v in box)
@@ -179,26 +198,83 @@ class LandmarkModel:
         shape = self._predictor()(image, rect)
         return np.array([[p.x, p.y] for p in shape.parts()], np.float32)
 
-    def locate(self, image: np.ndarray, box: Sequence[float] | np.ndarray) -> np.ndarray | None:
-        """Checked landmarks ``float32 (68, 2)`` of the face near ``box``, or ``None``.
+    def hog_faces(self, image: np.ndarray, face_size: float) -> np.ndarray:
+        """dlib HOG face boxes ``float64 (n, 4)`` in ``image``, scaled up first so a face of
+        ``face_size`` px is :data:`_HOG_FACE` px (HOG finds nothing under 80 px)."""
+        scale = max(1.0, _HOG_FACE / max(face_size, 1.0))
+        if scale > 1.0:
+            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+        rects = self._hog()(np.ascontiguousarray(image), 0)
+        boxes = [(r.left(), r.top(), r.right() + 1, r.bottom() + 1) for r in rects]
+        return np.array(boxes, np.float64).reshape(-1, 4) / scale
 
-        ``image`` is RGB ``uint8 (H, W, 3)`` and C-contiguous; ``box`` comes from any face
-        detector. ``None`` when the points are not a face (see the module docstring).
-        """
-        first = self.predict(image, box)
-        refined = hog_box(first)
-        points = self.predict(image, refined)
-        side = refined[2] - refined[0]
+    def seeds(
+        self, image: np.ndarray, box: Sequence[float] | np.ndarray, *, hog: bool = False
+    ) -> Iterator[np.ndarray]:
+        """Seed boxes for the predictor, cheapest first (see the module docstring); with
+        ``hog`` the box comes from dlib's HOG detector and is itself the first seed."""
+        box = np.asarray(box, np.float64)
+        mapped = box if hog else dlib_box(box)
+        yield mapped
+        yield hog_box(self.predict(image, box))
+        side = float(mapped[2] - mapped[0])
+        (wx0, wy0), (wx1, wy1) = _clip_window(mapped, side, image.shape)
+        found = self.hog_faces(image[wy0:wy1, wx0:wx1], side) + np.array([wx0, wy0, wx0, wy0])
+        if len(found):
+            overlap = box_iou(found, mapped[None])[:, 0]
+            for i in np.argsort(-overlap):
+                if overlap[i] >= _HOG_MIN_IOU:
+                    yield found[i]
+
+    def check(self, image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+        """The predictor's points in ``box`` if they pass the shift test, else ``None``."""
+        points = self.predict(image, box)
+        side = float(box[2] - box[0])
         if side < 8 or inter_ocular(points) < 0.15 * side:
             return None
-        shift = _SHIFT * side
-        drift = []
-        for dx, dy in ((shift, shift), (-shift, -shift)):
-            moved = self.predict(image, refined + np.array([dx, dy, dx, dy]))
-            drift.append(float(np.linalg.norm(moved - points, axis=1).mean()))
-        if max(drift) > MAX_DRIFT * shift * np.sqrt(2):
-            return None
-        return points
+        shift, kept, lost = _SHIFT * side, 0, 0
+        for dx, dy in _DIRECTIONS:
+            offset = shift * np.array([dx, dy, dx, dy])
+            moved = self.predict(image, box + offset)
+            drift = float(np.linalg.norm(moved - points, axis=1).mean())
+            if drift <= MAX_DRIFT * shift * np.hypot(dx, dy):
+                kept += 1
+            else:
+                lost += 1
+            if kept >= VOTES:
+                return points
+            if lost > len(_DIRECTIONS) - VOTES:
+                return None
+        return None
+
+    def fit(
+        self, image: np.ndarray, box: Sequence[float] | np.ndarray, *, hog: bool = False
+    ) -> LandmarkFit | None:
+        """Checked landmarks of the face in the detector's ``box``, or ``None``.
+
+        ``image`` is RGB ``uint8 (H, W, 3)`` and C-contiguous; ``box`` comes from any face
+        detector (``dlib_box`` is calibrated on CenterFace; the other seeds are not
+        detector-specific; ``hog=True`` for boxes from dlib's HOG detector). Tries
+        :meth:`seeds` in turn; the first answer that passes :meth:`check` and whose centre
+        lies inside ``box`` wins.
+        """
+        x0, y0, x1, y1 = (float(v) for v in box)
+        for seed in self.seeds(image, box, hog=hog):
+            points = self.check(image, seed)
+            if points is None:
+                continue
+            cx, cy = points.mean(0)
+            if x0 <= cx <= x1 and y0 <= cy <= y1:
+                return LandmarkFit(points, seed)
+        return None
+
+    def locate(
+        self, image: np.ndarray, box: Sequence[float] | np.ndarray, *, hog: bool = False
+    ) -> np.ndarray | None:
+        """Checked landmarks ``float32 (68, 2)`` of the face in ``box``, or ``None`` (see
+        :meth:`fit`)."""
+        found = self.fit(image, box, hog=hog)
+        return None if found is None else found.points
 
 
 class LandmarkSmoother:

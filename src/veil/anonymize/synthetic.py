@@ -119,7 +119,8 @@ class GalleryFace(FaceGenerator):
             if not rects:
                 continue
             r = max(rects, key=lambda r: r.width() * r.height())
-            points = model.locate(image, (r.left(), r.top(), r.right() + 1, r.bottom() + 1))
+            box = (r.left(), r.top(), r.right() + 1, r.bottom() + 1)
+            points = model.locate(image, box, hog=True)
             if points is not None:
                 faces.append(frame.to_frame(image, points)[0])
         if not 1 <= k <= len(faces):

@@ -123,16 +123,16 @@ def landmark_error(
     ``model`` is a :class:`veil.anonymize._landmarks.LandmarkModel` (built when ``None``;
     needs the ``dlib`` extra).
     """
-    from veil.anonymize._landmarks import LandmarkModel, hog_box, inter_ocular
+    from veil.anonymize._landmarks import LandmarkModel, inter_ocular
 
     model = model or LandmarkModel()
     original = np.ascontiguousarray(check_image(original, name="original"))
     anonymized = np.ascontiguousarray(check_image(anonymized, name="anonymized"))
-    points = model.locate(original, np.asarray(box_xyxy, np.float64))
-    if points is None:
+    found = model.fit(original, np.asarray(box_xyxy, np.float64))
+    if found is None:
         return None
-    refined = hog_box(model.predict(original, np.asarray(box_xyxy, np.float64)))
-    moved = model.predict(anonymized, refined)  # same box as the original's final pass
+    points = found.points
+    moved = model.predict(anonymized, found.box)  # the box the original's points came from
     return float(np.linalg.norm(moved - points, axis=1).mean() / max(inter_ocular(points), 1e-6))
 
 
