@@ -64,3 +64,14 @@ def test_heads_have_relief_and_sensor_defects() -> None:
     valid = ~holes & (f.clean_depth < 8)
     err = np.abs(f.depth[valid] - f.clean_depth[valid])
     assert 0 < np.median(err) < 0.05
+
+
+def test_distractors_leave_people_and_ground_truth_alone() -> None:
+    plain = make_scene(5, people=3)[0]
+    busy = make_scene(5, people=3, distractors=4)[0]
+    assert plain.objects.shape == (0, 480, 640) and plain.object_kinds == ()
+    assert busy.objects.shape == (4, 480, 640) and busy.objects.sum(axis=(1, 2)).min() > 0
+    assert not np.any(busy.objects.any(axis=0) & busy.head_masks.any(axis=0))
+    unseen = ~busy.objects.any(axis=0)  # where no object stands, the scene is the same
+    np.testing.assert_array_equal(busy.clean_depth[unseen], plain.clean_depth[unseen])
+    assert np.all(busy.head_masks <= plain.head_masks), "objects can only hide heads"

@@ -12,20 +12,29 @@ head-shaped blobs on top of person-shaped depth segments:
    0.12 m and 4 m wide at their mean depth (metric size from the intrinsics).
 3. **Heads**: along each segment's top profile, the highest points that stand out from
    their surroundings like a head above shoulders (the profile 0.17-0.30 m to each side
-   is at least 0.10 m lower, or leaves the segment). The head region is the top 0.26 m of
-   the segment there, ±0.12 m wide, within a depth band around the head's depth; pixels
-   without depth inside that box count as head (fail closed).
-4. Heads that overlap an existing face mask or box by more than 30 % are skipped.
+   is at least 0.10 m lower, or leaves the segment), and that are shaped like one in
+   metres at their own depth (``_head_shaped``): 0.10-0.32 m wide, a rounded top (not
+   the flat top of a box; checked when the head is 8 px or more across at half
+   resolution, i.e. within about 4 m), shoulders below that reach 0.05 m beyond the head
+   on a visible side, and something at the head's depth going on 0.6 m below it. Sides
+   cut by the image border or hidden by a nearer object count as unknown, never as
+   evidence against a head (recall first). The head region is the top 0.26 m of the
+   segment there, ±0.12 m wide (±0.24 m over pixels without depth, such as dark hair),
+   within a depth band around the head's depth; pixels without depth count as head.
+4. Heads of which less than 20 % lies outside an existing face mask (or box grown
+   1.5x) are skipped as already masked.
 
 What it catches: upright people (standing, walking) seen from any side, including from
 behind, with their head against a background at least ~0.3 m farther away; several people
 side by side in one segment (one head per prominent top); people cut at the bottom of the
-image. What it misses: heads against something at nearly the same depth (a person
-leaning on a wall, a head in front of another person's body at the same distance), people
-lying down or bending over, heads touching the top image edge with no background above
-them only when they are also wider than the shoulders below (rare), heads occluded by
-someone nearer, people beyond the sensor range or where depth is missing altogether, and
-tall head-shaped objects (a coat stand, a lamp) which it masks as heads (fail closed).
+image. What it rejects: poles, lamps on a stand, door posts, boxes on thin stands (no
+shoulders), boxes on cabinets within ~4 m (flat top), wall pieces shorter than a person.
+What it misses: heads against something at nearly the same depth (a person leaning on a
+wall, a head in front of another person's body at the same distance), people lying down
+or bending over, heads occluded by someone nearer, people beyond the sensor range or where
+depth is missing altogether. Still masked as heads (fail closed): round-topped objects on
+a wider base at head height (a bust on a pedestal, a plant with an oval crown) and
+box-shaped ones beyond ~4 m.
 """
 
 from __future__ import annotations
@@ -44,7 +53,7 @@ _MIN_PERSON_HEIGHT = 0.4
 _PROMINENCE = 0.10
 _HEAD_WIDTH = (0.10, 0.32)  # metres, widest row of a head with hair
 _SHOULDERS = (0.30, 0.45)  # metres below the top of the head
-_MIN_SHOULDERS = 0.22  # metres, a person seen from the side
+_MIN_BODY = 0.6  # metres from the top of the head down the segment
 
 
 def find_heads_without_faces(
@@ -53,6 +62,7 @@ def find_heads_without_faces(
     existing: Faces | None = None,
     *,
     score: float = 0.5,
+    margin: float = 0.0,
 ) -> Faces:
     """Head masks for people whose face is not among ``existing``.
 
@@ -62,6 +72,8 @@ def find_heads_without_faces(
         existing: faces already found (their ``masks`` if set, else their boxes grown
             1.5x) suppress heads that overlap them.
         score: the score given to each head found.
+        margin: metres added around each head mask (at the head's depth), for colour and
+            depth that are not exactly registered.
 
     Returns:
         Faces with head boxes, ``masks`` ``bool (n, H, W)`` and
@@ -75,10 +87,10 @@ def find_heads_without_faces(
     covered = _covered(existing, (h, w))
     boxes, masks = [], []
     for label, z in segments:
-        for head in _heads_in_segment(small, labels, label, z, fx, fy):
+        for head in _heads_in_segment(small, labels, label, z, fx, fy, margin):
             full = _upsample(head, (h, w))
-            if covered is not None and (full & covered).sum() > 0.3 * full.sum():
-                continue
+            if covered is not None and (full & ~covered).sum() < 0.2 * full.sum():
+                continue  # already masked: under 20 % of it is new
             ys, xs = np.nonzero(full)
             boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
             masks.append(full)
@@ -122,7 +134,13 @@ def _person_segments(
 
 
 def _heads_in_segment(
-    depth: np.ndarray, labels: np.ndarray, label: int, z: float, fx: float, fy: float
+    depth: np.ndarray,
+    labels: np.ndarray,
+    label: int,
+    z: float,
+    fx: float,
+    fy: float,
+    margin: float = 0.0,
 ) -> list[np.ndarray]:
     """Half-resolution ``bool`` head masks found on the top profile of one segment."""
     seg = labels == label
@@ -142,7 +160,7 @@ def _heads_in_segment(
         if v > first + 0.45 * fy / z:
             break
         if _prominent(top, u, v, z, fx, fy, cols) and _head_shaped(depth, seg, u, v, fx, fy):
-            heads.append(_head_region(depth, seg, u, v, fx, fy))
+            heads.append(_head_region(depth, seg, u, v, fx, fy, margin))
             _block(free, u, 0.2 * fx / z)
         else:
             _block(free, u, 0.04 * fx / z)
@@ -170,31 +188,95 @@ def _prominent(
 
 
 def _head_shaped(depth: np.ndarray, seg: np.ndarray, u: int, v: int, fx: float, fy: float) -> bool:
-    """A head above shoulders, in metres at the head's own depth.
+    """The segment below its top point ``(u, v)`` is shaped like a person's head.
 
-    The widest row 0.02-0.18 m below the top is 0.10-0.32 m wide (a head with hair), and
-    the segment 0.30-0.45 m below the top is wider than that by 30 % and 0.06 m
-    (shoulders; a pole, a door frame or a box on a stand is as wide below as above, or
-    narrower). Evidence that is cut by the image border counts for a head (fail closed).
+    Measured in metres at the head's own depth, on horizontal runs of the segment under
+    column ``u`` (each side of a run counts as unknown where the image border or a nearer
+    object cuts it: only what is visible can reject a head):
+
+    - head width, rows 0.02-0.16 m below the top: at most 0.32 m (median row), at
+      least 0.10 m (widest row);
+    - a rounded top: the rows in the top 0.03 m are narrower than the head below;
+    - shoulders, rows 0.30-0.45 m below: on a visible side the segment reaches 0.05 m
+      farther than the head does on that side, and at least 0.11 m from ``u`` (a pole,
+      a door frame or a box on a stand is no wider below than above);
+    - body: the segment goes on at least 0.6 m below the top of the head.
     """
     z = _top_depth(depth, seg, u, v)
     px_m = z / fx
-    widths, cut = _run_widths(seg, depth, z, u, v + 0.02 * fy / z, v + 0.16 * fy / z)
-    if widths.size == 0:
+    head = _runs(seg, depth, z, u, v + 0.02 * fy / z, v + 0.16 * fy / z)
+    if len(head) == 0:
         return False
-    # + 2 px: the foreground loses about one pixel at each depth edge
-    head = float(np.median(widths)) + 2
-    if head * px_m > _HEAD_WIDTH[1] or (not cut and (widths.max() + 2) * px_m < _HEAD_WIDTH[0]):
+    width = head[:, 0] + head[:, 1] + 1
+    if np.median(width) * px_m > _HEAD_WIDTH[1]:
         return False
-    lo, hi = v + _SHOULDERS[0] * fy / z, v + _SHOULDERS[1] * fy / z
-    if lo >= seg.shape[0] - 1:
-        return True  # shoulders below the image
-    body, body_cut = _run_widths(seg, depth, z, u, lo, hi)
-    if body.size == 0:
+    if not head[:, 2:].any() and width.max() * px_m < _HEAD_WIDTH[0]:
         return False
-    shoulders = body.max() + 2
-    wide = shoulders >= 1.3 * head and (shoulders - head) * px_m >= 0.06
-    return (wide and shoulders * px_m >= _MIN_SHOULDERS) or body_cut
+    if v > 0 and _flat_top(seg, depth, z, u, v, fy, float(np.median(width)) - 2):
+        return False
+    return _has_shoulders(seg, depth, z, u, v, fy, head) and _has_body(seg, depth, z, u, v, fy)
+
+
+def _flat_top(
+    seg: np.ndarray, depth: np.ndarray, z: float, u: int, v: int, fy: float, width: float
+) -> bool:
+    """The rows in the top 0.03 m (at least 2) already reach 75 % of ``width`` (the
+    head's median run, pixels): the top of a box, a board or a cabinet. A skull with
+    hair is rounded there (< 45 % on the synthetic and the PCL heads). A run cut by the
+    border or an occluder, or a head under 8 px across, proves nothing."""
+    if width < 8:
+        return False  # too few pixels across to see the rounding (beyond ~4 m)
+    top = _runs(seg, depth, z, u, v, v + max(1.0, 0.03 * fy / z))
+    if len(top) == 0 or top[:, 2:].any():
+        return False
+    return bool((top[:, 0] + top[:, 1] - 1).min() >= 0.75 * width)  # pixels in the run
+
+
+def _has_shoulders(
+    seg: np.ndarray, depth: np.ndarray, z: float, u: int, v: int, fy: float, head: np.ndarray
+) -> bool:
+    px = z / fy  # metres per pixel (fx = fy for the sensors seen so far)
+    body = _runs(seg, depth, z, u, v + _SHOULDERS[0] / px, v + _SHOULDERS[1] / px)
+    if len(body) == 0:
+        return v + _SHOULDERS[0] / px >= seg.shape[0] - 1  # shoulders below the image
+    reach = []  # per side: the head's median reach from u (metres), unknown: nan
+    for side in (0, 1):
+        seen = head[head[:, 2 + side] == 0, side]
+        reach.append(float(np.median(seen)) * px if seen.size else np.nan)
+    if np.isnan(reach).all():
+        reach = [0.0, 0.0]
+    reach = [r if not np.isnan(r) else float(np.nanmax(reach)) for r in reach]
+    any_visible = False
+    for side in (0, 1):
+        seen = body[body[:, 2 + side] == 0, side] * px
+        any_visible |= seen.size > 0
+        if np.any((seen >= reach[side] + 0.05) & (seen >= 0.11)):
+            return True
+    return not any_visible  # both sides hidden everywhere: no evidence against a head
+
+
+def _has_body(seg: np.ndarray, depth: np.ndarray, z: float, u: int, v: int, fy: float) -> bool:
+    """Something at the head's depth goes on 0.6 m below ``v`` near column ``u``.
+
+    Walking down a band ±0.06 m wide: a row continues the body if the band has segment
+    pixels, depth within -0.15/+0.4 m of ``z``, or no depth at all (a sensor hole); a
+    row with something nearer ends the walk in favour of a head (an occluder hides the
+    body), as does the image bottom.
+    """
+    h = seg.shape[0]
+    r = max(1, round(0.06 * fy / z))
+    cols = np.s_[max(0, u - r) : u + r + 1]
+    end = min(h, v + int(np.ceil(_MIN_BODY * fy / z)) + 1)
+    for row in range(v, end):
+        band = depth[row, cols]
+        if seg[row, cols].any() or not (band > 0).any():
+            continue
+        valid = band[band > 0]
+        if np.any(valid < z - 0.15):
+            return True  # occluded below
+        if not np.any(valid <= z + 0.4):
+            return False  # background right below: too short for a person
+    return True
 
 
 def _top_depth(depth: np.ndarray, seg: np.ndarray, u: int, v: int) -> float:
@@ -203,14 +285,13 @@ def _top_depth(depth: np.ndarray, seg: np.ndarray, u: int, v: int) -> float:
     return float(np.median(depth[patch][seg[patch]]))
 
 
-def _run_widths(
-    seg: np.ndarray, depth: np.ndarray, z: float, u: int, r0: float, r1: float
-) -> tuple[np.ndarray, bool]:
-    """Widths of the horizontal runs of ``seg`` under column ``u`` in rows ``r0..r1``
-    (gaps of up to 2 px bridged), and whether any of them may be cut short: it touches
-    the image border or something nearer than ``z`` (an occluder) is next to it."""
+def _runs(seg: np.ndarray, depth: np.ndarray, z: float, u: int, r0: float, r1: float) -> np.ndarray:
+    """``int (k, 4)``: for each row in ``r0..r1`` where the segment lies under column
+    ``u`` (gaps of up to 2 px bridged), how far its run reaches left and right of ``u``
+    (px, plus the pixel each depth edge loses), and whether each side is cut (1: the
+    image border or a nearer object ends it, so the true extent is unknown)."""
     h, w = seg.shape
-    widths, cut = [], False
+    out = []
     for row in range(max(0, int(r0)), min(h, int(np.ceil(r1)) + 1)):
         filled = np.flatnonzero(seg[row])
         if filled.size == 0:
@@ -219,40 +300,48 @@ def _run_widths(
         starts = np.concatenate([[filled[0]], filled[breaks + 1]])
         ends = np.concatenate([filled[breaks], [filled[-1]]])
         i = int(np.argmin(np.maximum(starts - u, 0) + np.maximum(u - ends, 0)))
-        if max(starts[i] - u, u - ends[i], 0) > 2:
+        s, e = int(starts[i]), int(ends[i])
+        if max(s - u, u - e, 0) > 2:
             continue  # nothing of the segment under this column
-        widths.append(int(ends[i] - starts[i] + 1))
-        left = depth[row, max(0, starts[i] - 4) : starts[i]]
-        right = depth[row, ends[i] + 1 : ends[i] + 5]
-        cut |= starts[i] == 0 or ends[i] == w - 1
-        cut |= _occluded(left[::-1], z) or _occluded(right, z)
-    return np.array(widths), cut
+        left_cut = s == 0 or _nearer(depth[row, max(0, s - 4) : s][::-1], z)
+        right_cut = e == w - 1 or _nearer(depth[row, e + 1 : e + 5], z)
+        out.append((max(0, u - s) + 1, max(0, e - u) + 1, left_cut, right_cut))
+    return np.array(out, dtype=np.int64).reshape(-1, 4)
 
 
-def _occluded(beside: np.ndarray, z: float) -> bool:
-    """The first valid depth next to a run is nearer than the run (it hides part of it)."""
+def _nearer(beside: np.ndarray, z: float) -> bool:
+    """The first valid depth in ``beside`` is nearer than ``z`` (an occluder)."""
     valid = beside[beside > 0]
     return bool(valid.size and valid[0] < z - 0.15)
 
 
 def _head_region(
-    depth: np.ndarray, seg: np.ndarray, u: int, v: int, fx: float, fy: float
+    depth: np.ndarray, seg: np.ndarray, u: int, v: int, fx: float, fy: float, margin: float
 ) -> np.ndarray:
-    """Pixels of the head box: in the segment, in the head's depth band, or unknown."""
+    """Pixels of the head box: in the segment, in the head's depth band, or unknown.
+
+    The box is ±0.12 m around ``u``; where the head runs into pixels without depth (dark
+    hair often gives no reading) the box widens to ±0.24 m over those pixels, because
+    the top of the profile may then be on one side of the head (fail closed).
+    """
     h, w = depth.shape
-    z = float(
-        np.median(depth[v : v + 3, max(0, u - 2) : u + 3][seg[v : v + 3, max(0, u - 2) : u + 3]])
-    )
+    z = _top_depth(depth, seg, u, v)
     half, tall = round(_HEAD_HALF_WIDTH * fx / z), round(_HEAD_HEIGHT * fy / z)
     y0, y1 = max(0, v - 2), min(h, v + tall)
-    x0, x1 = max(0, u - half), min(w, u + half + 1)
+    x0, x1 = max(0, u - 2 * half), min(w, u + 2 * half + 1)
     box = depth[y0:y1, x0:x1]
     band = (box > z - 0.15) & (box < z + 0.25)
-    keep = (seg[y0:y1, x0:x1] | band | (box <= 0)).astype(np.uint8)
+    inner = np.zeros(box.shape, bool)
+    inner[:, max(0, u - half - x0) : u + half + 1 - x0] = True
+    keep = (((seg[y0:y1, x0:x1] | band) & inner) | (box <= 0)).astype(np.uint8)
     _, lab = cv2.connectedComponents(keep, connectivity=4)
     seed = lab[v - y0, u - x0]
     region = np.zeros((h, w), bool)
-    region[y0:y1, x0:x1] = lab == seed if seed > 0 else keep > 0
+    region[y0:y1, x0:x1] = lab == seed if seed > 0 else (keep > 0) & inner
+    grow = round(margin * fx / z)
+    if grow > 0:
+        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+        region = cv2.dilate(region.astype(np.uint8), k) > 0
     return region
 
 

@@ -8,6 +8,12 @@ the astronaut's face (``skimage.data.astronaut()``, a public-domain NASA photo) 
 the front of the head; people facing away get hair all over. Ground truth per person:
 the visible head pixels and the visible face pixels.
 
+With ``distractors=n`` the scene also gets ``n`` static objects that a head finder can
+mistake for heads (:data:`DISTRACTORS`, cycled in order): a floor lamp, a door-frame
+post, a loudspeaker box on a thin stand and a box on a cabinet, with their own ground
+truth (:attr:`SynthFrame.objects`). They are drawn from their own random stream, so the
+people, walls and noise of a seed are the same with and without them.
+
 The depth map then gets Kinect-like defects: noise with a standard deviation of
 ``1.5 mm * Z^2`` (Z in metres), holes along depth edges, random dropouts and blobs, and
 no reading beyond 8 m (0 means invalid). The colour image gets mild sensor noise.
@@ -24,7 +30,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-__all__ = ["HEAD_SIZE", "SynthFrame", "default_intrinsics", "make_scene"]
+__all__ = ["DISTRACTORS", "HEAD_SIZE", "SynthFrame", "default_intrinsics", "make_scene"]
 
 #: metric head size used by the renderer and the maskers: width, height, depth (metres)
 HEAD_SIZE = (0.16, 0.22, 0.19)
@@ -33,6 +39,9 @@ MAX_RANGE = 8.0
 NOISE_PER_M2 = 0.0015
 _FACE_CROP = (168, 40, 280, 172)  # astronaut: forehead to chin, x0, y0, x1, y1
 _FACE_RECT = (-0.068, -0.06, 0.068, 0.115)  # where the crop lands on the head, metres
+#: the non-person objects of ``make_scene(distractors=...)``, in the order they are added
+DISTRACTORS = ("lamp", "door post", "speaker on stand", "box on cabinet")
+_OBJECT_ID = 1000  # part ids of objects: 1000 + 10 * object + part
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,8 @@ class SynthFrame:
             for people without a visible face (see :attr:`face_visible`).
         intrinsics: ``{"fx", "fy", "cx", "cy"}`` in pixels.
         clean_depth: the noiseless depth before sensor defects, ``float32 (H, W)``.
+        objects: ``bool (m, H, W)``, the visible pixels of each distractor object
+            (``m = 0`` without distractors); ``object_kinds`` names them.
     """
 
     color: np.ndarray
@@ -58,6 +69,8 @@ class SynthFrame:
     face_boxes: np.ndarray
     intrinsics: dict[str, float]
     clean_depth: np.ndarray
+    objects: np.ndarray
+    object_kinds: tuple[str, ...]
 
     @property
     def face_visible(self) -> np.ndarray:
@@ -94,12 +107,14 @@ def make_scene(
     frames: int = 1,
     intrinsics: dict[str, float] | None = None,
     noise: bool = True,
+    distractors: int = 0,
 ) -> list[SynthFrame]:
     """Render ``frames`` frames of ``people`` people walking in front of a wall.
 
     Person 0 always faces the camera; with two people or more the last one faces away;
     the others face the camera with probability 0.65. ``noise=False`` skips the sensor
-    defects (depth equals ``clean_depth``).
+    defects (depth equals ``clean_depth``). ``distractors`` static objects of the kinds
+    in :data:`DISTRACTORS` (cycled) stand 0.8-2.2 m in front of the wall.
     """
     rng = np.random.default_rng(seed)
     k = dict(intrinsics) if intrinsics is not None else default_intrinsics(size)
@@ -107,11 +122,60 @@ def make_scene(
     wall_z = float(rng.uniform(5.0, 7.0))
     bg_color, bg_depth = _background(rng, rays, wall_z)
     crowd = [_new_person(rng, i, people, k, size) for i in range(people)]
+    obj_rng = np.random.default_rng([seed & 0xFFFFFFFF, 0xFFFFFFFF])
+    objects = [_new_object(obj_rng, j, k, size, wall_z) for j in range(distractors)]
+    bg = _Canvas(bg_color, bg_depth, rays, k)
+    for j, obj in enumerate(objects):
+        for centre, axes, power in obj.parts:
+            bg.paint(_OBJECT_ID + 10 * j, centre, axes, obj.colour, power=power)
     out = []
     for t in range(frames):
         frame_rng = np.random.default_rng([seed & 0xFFFFFFFF, t])
-        out.append(_render(crowd, t, rays, bg_color, bg_depth, k, frame_rng, noise))
+        canvas = _Canvas(bg.color, bg.depth, rays, k, bg.ids)
+        out.append(_render(crowd, t, canvas, k, frame_rng, noise, objects))
     return out
+
+
+@dataclass
+class _Object:
+    kind: str
+    colour: np.ndarray
+    parts: list[tuple[tuple[float, float, float], tuple[float, float, float], float]]
+
+
+def _new_object(
+    rng: np.random.Generator, j: int, k: dict[str, float], size: tuple[int, int], wall_z: float
+) -> _Object:
+    """One distractor: parts as (centre, half-axes, superellipsoid power), metres."""
+    kind = DISTRACTORS[j % len(DISTRACTORS)]
+    z = float(rng.uniform(max(1.5, wall_z - 2.2), wall_z - 0.8))  # mostly behind people
+    x = float(rng.uniform(-0.8, 0.8) * (size[1] / 2) / k["fx"] * z)
+    floor = CAMERA_HEIGHT  # y grows downward from the camera
+    parts: list[tuple[tuple[float, float, float], tuple[float, float, float], float]] = []
+    if kind == "lamp":  # a shade on a thin pole
+        top = floor - rng.uniform(1.6, 1.9)
+        sw, sh = rng.uniform(0.14, 0.2), rng.uniform(0.11, 0.15)
+        parts.append(((x, top + sh, z), (sw, sh, sw), 4.0))
+        parts.append(((x, (top + floor) / 2, z), (0.015, (floor - top) / 2, 0.015), 6.0))
+    elif kind == "door post":  # a jamb from the floor to above the door
+        top = floor - rng.uniform(2.0, 2.4)
+        parts.append(
+            ((x, (top + floor) / 2, z), (rng.uniform(0.04, 0.08), (floor - top) / 2, 0.06), 10.0)
+        )
+    elif kind == "speaker on stand":
+        top = floor - rng.uniform(1.5, 1.85)
+        bw, bh = rng.uniform(0.09, 0.14), rng.uniform(0.12, 0.17)
+        parts.append(((x, top + bh, z), (bw, bh, 0.1), 10.0))
+        parts.append(((x, (top + floor) / 2, z), (0.02, (floor - top) / 2, 0.02), 6.0))
+    else:  # "box on cabinet"
+        top = floor - rng.uniform(1.5, 1.8)
+        bw, bh = rng.uniform(0.09, 0.14), rng.uniform(0.1, 0.15)
+        cab_top = top + 2 * bh
+        parts.append(((x, top + bh, z), (bw, bh, 0.1), 10.0))
+        cw = rng.uniform(0.25, 0.45)
+        parts.append(((x, (cab_top + floor) / 2, z + 0.05), (cw, (floor - cab_top) / 2, 0.2), 10.0))
+    colour = rng.uniform(30, 230, 3).astype(np.float32)
+    return _Object(kind, colour, parts)
 
 
 def _rays(size: tuple[int, int], k: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -183,10 +247,17 @@ def _face_texture() -> np.ndarray:
 class _Canvas:
     """z-buffer, colour and part-id buffers; ``paint`` draws one curved part."""
 
-    def __init__(self, color: np.ndarray, depth: np.ndarray, rays: Any, k: dict[str, float]):
+    def __init__(
+        self,
+        color: np.ndarray,
+        depth: np.ndarray,
+        rays: Any,
+        k: dict[str, float],
+        ids: np.ndarray | None = None,
+    ):
         self.color = color.copy()
         self.depth = depth.copy()
-        self.ids = np.zeros(depth.shape, np.int32)
+        self.ids = np.zeros(depth.shape, np.int32) if ids is None else ids.copy()
         self.rx, self.ry = rays
         self.k = k
 
@@ -277,14 +348,12 @@ def _bounce(v: float, lo: float, hi: float) -> float:
 def _render(
     crowd: list[_Person],
     t: int,
-    rays: Any,
-    bg_color: np.ndarray,
-    bg_depth: np.ndarray,
+    canvas: _Canvas,
     k: dict[str, float],
     rng: np.random.Generator,
     noise: bool,
+    objects: list[_Object],
 ) -> SynthFrame:
-    canvas = _Canvas(bg_color, bg_depth, rays, k)
     order = sorted(range(len(crowd)), key=lambda i: -_position(crowd[i], t)[1])
     faces: dict[int, np.ndarray] = {}
     for i in order:
@@ -308,7 +377,11 @@ def _render(
         color = color + rng.standard_normal(color.shape, dtype=np.float32) * 3
     color8 = np.clip(color, 0, 255).astype(np.uint8)
     assert color8.shape[:2] == shape
-    return SynthFrame(color8, depth, face_masks, heads, boxes, dict(k), clean)
+    objs = np.zeros((len(objects), *shape), bool)
+    for j in range(len(objects)):
+        objs[j] = canvas.ids == _OBJECT_ID + 10 * j
+    kinds = tuple(o.kind for o in objects)
+    return SynthFrame(color8, depth, face_masks, heads, boxes, dict(k), clean, objs, kinds)
 
 
 def _sensor_depth(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
