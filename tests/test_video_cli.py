@@ -103,3 +103,13 @@ def test_run_video_job_reports_failure_without_raising(tmp_path: Path) -> None:
     outcome = run_video_job(src, tmp_path / "y.mp4", config, quiet=True)
     assert outcome.status == "failed" and "x.mp4" in (outcome.error or "")
     assert not (tmp_path / "y.mp4").exists()
+
+
+def test_cli_defaults_are_the_video_config_defaults() -> None:
+    from veil.video import VideoConfig
+
+    params = {p.name: p.default for p in video.params}
+    defaults = VideoConfig()
+    for name in ("detect_every", "max_age", "lookahead", "on_error", "crf", "preset", "codec"):
+        assert params[name] == getattr(defaults, name), name
+    assert defaults.lookahead >= defaults.detect_every - 1  # backfill covers the gap

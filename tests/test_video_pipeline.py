@@ -100,7 +100,7 @@ def run(tmp_path: Path, det: Detector, frames: int = 30, **video: object) -> Run
         src,
         dst,
         RunConfig(),
-        VideoConfig(**video),
+        VideoConfig(**{"detect_every": 1, **video}),  # type: ignore[arg-type]
         pipeline=pipe,
         audit=audit,  # type: ignore[arg-type]
     )
@@ -356,7 +356,8 @@ def test_yuv_path_copies_pixels_away_from_faces_exactly(tmp_path: Path) -> None:
             GreenDetector(), ANONYMIZERS.create("solid"), Masker(shape="box", scale=1.0, drop=0.0)
         )
         dst = tmp_path / f"out-{yuv}.mp4"
-        anonymize_video(src, dst, RunConfig(), VideoConfig(crf=0, yuv=yuv), pipeline=pipe)
+        video = VideoConfig(crf=0, yuv=yuv, detect_every=1)
+        anonymize_video(src, dst, RunConfig(), video, pipeline=pipe)
         with av.open(str(dst)) as c:
             outputs[yuv] = [f.to_ndarray(format="yuv420p") for f in c.decode(video=0)]
     with av.open(str(src)) as c:

@@ -273,7 +273,9 @@ def run_live(
     ``on_error`` to ``"obscure"``. ``pipeline`` defaults to one built from ``config``.
     Raises InputError (source unusable after ``reconnect`` attempts), OutputError.
     """
-    video = dataclasses.replace(video or VideoConfig(), lookahead=0, on_error="obscure")
+    # no look-ahead to backfill a face found late: detect on every frame unless told
+    video = video or VideoConfig(detect_every=1)
+    video = dataclasses.replace(video, lookahead=0, on_error="obscure")
     frames = FrameAnonymizer(pipeline or Pipeline.from_config(config), video)
     sink = LiveSink(output, fps=fps or 25.0, video=video) if output is not None else None
     run, start, ended = _Run(sink, preview), time.perf_counter(), "eof"

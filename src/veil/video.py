@@ -58,7 +58,9 @@ class VideoConfig:
 
     Attributes:
         detect_every: speed mode: full detection every N frames, tracking in between
-            (full detection also on scene cuts); 1 detects on every frame.
+            (full detection also on scene cuts); 1 detects on every frame. The default
+            4 relies on ``lookahead >= detect_every - 1`` to mask a face that appears
+            between two detections from its first frame.
         search: between full detections, confirm uncertain tracks (new, missed, or
             predicted for long) by running the detector on windows around them; off, any
             uncertain track forces a full detection.
@@ -74,7 +76,7 @@ class VideoConfig:
             pixels away from faces are copied exactly); off, every frame goes through RGB.
     """
 
-    detect_every: int = 1
+    detect_every: int = 4
     search: bool = True
     max_age: int = 15
     lookahead: int = 8

@@ -113,28 +113,32 @@ _MASK_AND_METHOD_OPTIONS = [
 ]
 
 
-TRACKING_OPTIONS = [
-    click.option(
-        "--detect-every",
-        type=click.IntRange(1),
-        default=1,
-        show_default=True,
-        help="Speed mode: full detection every N frames, tracking in between "
-        "(forced on scene cuts and uncertain tracks).",
-    ),
-    click.option(
-        "--max-age",
-        type=click.IntRange(0),
-        default=15,
-        show_default=True,
-        help="Keep masking a lost face for this many frames.",
-    ),
-]
+def _tracking_options(detect_every: int) -> list[Any]:
+    return [
+        click.option(
+            "--detect-every",
+            type=click.IntRange(1),
+            default=detect_every,
+            show_default=True,
+            help="Speed mode: full detection every N frames (and on scene cuts); in "
+            "between, faces are tracked and uncertain tracks re-checked in small windows.",
+        ),
+        click.option(
+            "--max-age",
+            type=click.IntRange(0),
+            default=15,
+            show_default=True,
+            help="Keep masking a lost face for this many frames.",
+        ),
+    ]
 
 
-def tracking_options(fn: Any) -> Any:
-    """``--detect-every`` and ``--max-age`` (video files and live streams)."""
-    return stack_options(TRACKING_OPTIONS, fn)
+def tracking_options(fn: Any = None, *, detect_every: int = 1) -> Any:
+    """``--detect-every`` (default ``detect_every``) and ``--max-age``, for video files
+    and live streams; ``@tracking_options`` or ``@tracking_options(detect_every=4)``."""
+    if fn is None:
+        return lambda f: stack_options(_tracking_options(detect_every), f)
+    return stack_options(_tracking_options(detect_every), fn)
 
 
 def detector_options(fn: Any) -> Any:

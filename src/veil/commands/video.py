@@ -145,7 +145,10 @@ _OPTIONS: list[Any] = [
 
 
 def _with_options(fn: Any) -> Any:
-    return pipeline_options(tracking_options(stack_options(_OPTIONS, fn)))
+    # files get a look-ahead that backfills the frames before a late detection, so
+    # speed mode is safe by default (lookahead 8 >= detect_every - 1)
+    track = tracking_options(detect_every=4)  # = VideoConfig().detect_every (tested)
+    return pipeline_options(track(stack_options(_OPTIONS, fn)))
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -157,13 +160,25 @@ def video(input_path: Path, output: Path | None, quiet: bool, **options: Any) ->
     \b
     Faces are tracked across frames: a face the detector misses for a few frames stays
     masked (--max-age), and is masked in the frames before it was first found
-    (--lookahead). A frame where detection fails is never written as it was.
+    (--lookahead). The full detector runs every --detect-every frames and on scene
+    cuts; keep --lookahead >= --detect-every - 1 so a face that appears between two
+    detections is masked from its first frame. A frame where detection fails is never
+    written as it was.
+
+    \b
     Examples:
       veil video clip.mp4                      # -> clip_anonymized.mp4
       veil video clip.mp4 -o out.mkv --report --detect-every 3
     """
     try:
         config, video_config = _configs(options)
+        if video_config.lookahead < video_config.detect_every - 1:
+            click.echo(
+                f"veil: warning: --lookahead {video_config.lookahead} < --detect-every "
+                f"{video_config.detect_every} - 1: a face appearing between two detections "
+                "may be bare in its first frames",
+                err=True,
+            )
         dst = output or default_video_target(input_path)
         outcome = run_video_job(input_path, dst, config, video_config, quiet)
     except KeyboardInterrupt:
