@@ -82,7 +82,9 @@ def measure(tool: str, clip: Path, work: Path, veil_args: list[str]) -> dict[str
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=10.0, help="length of the 720p/1080p clips")
-    ap.add_argument("--sizes", default="720p,1080p", help="comma list of 720p,1080p,4K")
+    ap.add_argument(
+        "--sizes", default="720p,1080p", help='comma list of 720p,1080p,4K ("" with --memory)'
+    )
     ap.add_argument("--veil-args", default="", help='extra row, e.g. "--detect-every 3"')
     ap.add_argument("--skip-deface", action="store_true")
     ap.add_argument("--memory", action="store_true", help="also the 4K and long-clip RSS rows")
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     veil_args = shlex.split(args.veil_args)
     rows = []
-    jobs = [(s, args.seconds, False, tools) for s in args.sizes.split(",")]
+    jobs = [(s, args.seconds, False, tools) for s in args.sizes.split(",") if s]
     if args.memory:
         jobs += [("4K", args.fourk_seconds, False, ["veil"])]
         jobs += [("720p", args.long_minutes * 60, True, ["veil"])]
