@@ -105,9 +105,13 @@ class Pipeline:
             areas.append(even_box((r.x0 - m, r.y0 - m, r.x1 + m, r.y1 + m), w, h))
         groups = merge_boxes(areas)
 
-        def crop(rgb: np.ndarray, index: int) -> np.ndarray:
+        def crop(rgb: np.ndarray, index: int) -> tuple[np.ndarray, np.ndarray]:
             (x0, y0, _, _), members = groups[index]
-            return self.anonymizer.apply(rgb, [regions[i].shifted(-x0, -y0) for i in members])
+            shifted = [regions[i].shifted(-x0, -y0) for i in members]
+            touched = np.zeros(rgb.shape[:2], bool)  # the pixels apply() may blend
+            for r in shifted:
+                touched[r.slices] |= r.alpha > 0
+            return self.anonymizer.apply(rgb, shifted), touched
 
         try:
             return frame.edit([box for box, _ in groups], crop)
