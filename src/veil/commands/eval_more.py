@@ -51,7 +51,10 @@ def _utility_table(d: dict[str, Any]) -> None:
 @click.option("--no-landmarks", is_flag=True, help="Skip the dlib 68-point landmark error.")
 @click.option("--no-people", is_flag=True, help="Skip the HOG person-detection agreement.")
 @click.option(
-    "--pose-model", type=click.Path(path_type=Path), default=None, help="ONNX pose model."
+    "--pose-model",
+    default=None,
+    help="PATH.onnx, PATH.tflite (MediaPipe pose landmark) or 'mediapipe' (the model in "
+    "the installed mediapipe package).",
 )
 @click.option("--coco", type=click.Path(path_type=Path), default=None, help="COCO keypoints GT.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
@@ -62,7 +65,7 @@ def utility(
     detector: str,
     no_landmarks: bool,
     no_people: bool,
-    pose_model: Path | None,
+    pose_model: str | None,
     coco: Path | None,
     json_out: Path | None,
     limit: int | None,
@@ -72,22 +75,25 @@ def utility(
 
     The mask is veil's default region around the faces found on each original. COCO
     keypoint AP/AR (before/after) needs --pose-model and --coco (file_name entries
-    relative to --original).
+    relative to --original); top-down models (MediaPipe) get the ground-truth person
+    boxes. '--pose-model mediapipe' needs the files of
+    'pip install --no-deps mediapipe==0.10.14' (veil never downloads a model).
     """
     from veil.evaluate.utility import UtilityConfig, evaluate_utility
 
     if (pose_model is None) != (coco is None):
         _fail("--pose-model and --coco go together")
     try:
+        from veil.evaluate.pose import evaluate_pose, load_pose_estimator
+
+        # the pose model first: a missing one fails before the long face measurements
+        estimator = None if pose_model is None else load_pose_estimator(pose_model)
         config = UtilityConfig(
             detector=detector, landmarks=not no_landmarks, people=not no_people, limit=limit
         )
         report = evaluate_utility(original, anonymized, config)
         pose = None
-        if pose_model is not None and coco is not None:
-            from veil.evaluate.pose import OnnxPoseEstimator, evaluate_pose
-
-            estimator = OnnxPoseEstimator(pose_model)
+        if estimator is not None and coco is not None:
             pose = evaluate_pose(estimator, coco, original, anonymized, limit=limit)
     except VeilError as exc:
         _fail(str(exc))
@@ -103,7 +109,10 @@ def utility(
     _utility_table(d)
     data: dict[str, Any] = {"kind": "utility", **d}
     if pose is not None:
-        click.echo(f"\nCOCO keypoints ({pose.images} images, {pose.people} people):")
+        click.echo(
+            f"\nCOCO keypoints ({pose.images} images, {pose.people} people, "
+            f"person boxes: {pose.person_boxes}):"
+        )
         rows = [[k, _f(pose.before.get(k)), _f(pose.after.get(k))] for k in ("ap", "ap50", "ar")]
         _table(["measure", "originals", "anonymized"], rows)
         _listed("pose: missing anonymized", pose.missing)

@@ -19,6 +19,11 @@ conventions, kept deliberately simple:
     arg-max of its heatmap (cell centre), its confidence the heatmap's maximum; or
   - **keypoints** ``(1, n, 17, 3)`` or ``(1, n, 51)`` (bottom-up): ``x, y`` in input pixels
     and a score, for ``n`` people; the whole image is resized to ``H x W``.
+
+MediaPipe's pose landmark model (``.tflite``, run by OpenVINO) is in
+:mod:`veil.evaluate.pose_mediapipe`; :func:`load_pose_estimator` picks the estimator from a
+path or ``"mediapipe"``. A :class:`TopDownPoseEstimator` is given the ground-truth person
+boxes by :func:`evaluate_pose`.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -41,7 +46,9 @@ __all__ = [
     "OnnxPoseEstimator",
     "PoseEstimator",
     "PoseReport",
+    "TopDownPoseEstimator",
     "evaluate_pose",
+    "load_pose_estimator",
 ]
 
 COCO_KEYPOINTS = 17
@@ -54,6 +61,17 @@ class PoseEstimator(Protocol):
 
     def estimate(self, image_rgb: np.ndarray) -> list[np.ndarray]:
         """One ``float32 (17, 3)`` array (x, y, confidence) per person."""
+        ...
+
+
+@runtime_checkable
+class TopDownPoseEstimator(Protocol):
+    """A pose estimator that can be told where the people are (``xyxy`` boxes, pixels)."""
+
+    def estimate(self, image_rgb: np.ndarray) -> list[np.ndarray]: ...
+
+    def estimate_in_boxes(self, image_rgb: np.ndarray, boxes_xyxy: np.ndarray) -> list[np.ndarray]:
+        """One ``float32 (17, 3)`` array per box, in the order of the boxes."""
         ...
 
 
@@ -158,6 +176,7 @@ class PoseReport:
 
     images: int = 0
     people: int = 0  # GT people with at least one labelled keypoint
+    person_boxes: str = "estimator"  # "ground truth": top-down on the GT person boxes
     before: dict[str, float] = field(default_factory=dict)
     after: dict[str, float] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)  # no anonymized file
@@ -167,6 +186,7 @@ class PoseReport:
         return {
             "images": self.images,
             "people": self.people,
+            "person_boxes": self.person_boxes,
             "before": self.before,
             "after": self.after,
             "missing_anonymized": self.missing,
@@ -214,6 +234,23 @@ def _results(image_id: int, people: list[np.ndarray]) -> list[dict[str, Any]]:
     return out
 
 
+def _gt_boxes(gt: Any, image_id: int) -> np.ndarray:
+    """``xyxy (n, 4)``: the image's non-crowd people with at least one labelled keypoint."""
+    anns = gt.loadAnns(gt.getAnnIds(imgIds=[image_id], catIds=[1], iscrowd=False))
+    xywh = [a["bbox"] for a in anns if a.get("num_keypoints", 0) > 0]
+    boxes = np.asarray(xywh, np.float64).reshape(-1, 4)
+    boxes[:, 2:] += boxes[:, :2]
+    return boxes
+
+
+def _estimate(
+    estimator: PoseEstimator, image: np.ndarray, boxes: np.ndarray | None
+) -> list[np.ndarray]:
+    if boxes is not None and isinstance(estimator, TopDownPoseEstimator):
+        return estimator.estimate_in_boxes(image, boxes)
+    return estimator.estimate(image)
+
+
 def evaluate_pose(
     estimator: PoseEstimator,
     annotations: str | Path,
@@ -221,6 +258,7 @@ def evaluate_pose(
     anonymized_dir: str | Path,
     *,
     limit: int | None = None,
+    gt_boxes: bool = True,
 ) -> PoseReport:
     """COCO keypoint AP/AR of ``estimator`` on originals and anonymized images.
 
@@ -228,6 +266,11 @@ def evaluate_pose(
     to ``original_dir``; anonymized files have the same relative path (another image suffix
     is accepted). Images without an anonymized file or unreadable are listed and left out
     of BOTH scores, so before and after stay comparable.
+
+    With ``gt_boxes`` and a :class:`TopDownPoseEstimator`, the estimator gets the
+    ground-truth person boxes (non-crowd, at least one labelled keypoint), the usual
+    "with ground-truth boxes" protocol: the same boxes before and after, so the scores
+    measure the keypoints alone. Otherwise the estimator finds the people itself.
     """
     from veil.evaluate.detection import find_output
     from veil.io.images import read_image
@@ -238,7 +281,8 @@ def evaluate_pose(
             gt = COCO(str(annotations))
         except (OSError, ValueError, KeyError) as exc:
             raise InputError(f"{annotations}: not a COCO keypoints file ({exc!r})") from exc
-    report = PoseReport()
+    top_down = gt_boxes and isinstance(estimator, TopDownPoseEstimator)
+    report = PoseReport(person_boxes="ground truth" if top_down else "estimator")
     before: list[dict[str, Any]] = []
     after: list[dict[str, Any]] = []
     ids = []
@@ -255,11 +299,27 @@ def evaluate_pose(
             report.unusable.append((rel, str(exc)))
             continue
         ids.append(image_id)
-        before += _results(image_id, estimator.estimate(original))
-        after += _results(image_id, estimator.estimate(anonymized))
+        boxes = _gt_boxes(gt, image_id) if top_down else None
+        before += _results(image_id, _estimate(estimator, original, boxes))
+        after += _results(image_id, _estimate(estimator, anonymized, boxes))
     report.images = len(ids)
     anns = gt.loadAnns(gt.getAnnIds(imgIds=ids, catIds=[1], iscrowd=False))
     report.people = sum(1 for a in anns if a.get("num_keypoints", 0) > 0)
     if ids:
         report.before, report.after = _score(gt, before, ids), _score(gt, after, ids)
     return report
+
+
+def load_pose_estimator(spec: str | Path) -> PoseEstimator:
+    """A pose estimator from ``PATH.onnx``, ``PATH.tflite`` (MediaPipe pose landmark) or
+    ``"mediapipe"`` (the model inside the installed mediapipe package, not imported)."""
+    from veil.evaluate.pose_mediapipe import MediaPipePoseEstimator
+
+    if str(spec) == "mediapipe":
+        return MediaPipePoseEstimator()
+    path = Path(spec)
+    if path.suffix.lower() == ".tflite":
+        return MediaPipePoseEstimator(path)
+    if path.suffix.lower() == ".onnx":
+        return OnnxPoseEstimator(path)
+    raise InputError(f"pose model {spec}: expected a .onnx file, a .tflite file or 'mediapipe'")
