@@ -1,10 +1,13 @@
 """Anonymize video: detect -> track -> look-ahead -> mask -> anonymize on every frame.
 
-:class:`FrameAnonymizer` is the per-stream core (files now, live streams later): frames go
-in one by one and leave ``lookahead`` frames later, anonymized, with their faces.
-:func:`anonymize_video` runs it on a file with three overlapping stages, each a thread::
+:class:`FrameAnonymizer` is the per-stream core (files and live streams): frames go in
+one by one and leave ``lookahead`` frames later, anonymized, with their faces.
+:func:`anonymize_video` runs it on a file with four overlapping stages, each a thread::
 
-    decode (VideoReader) --queue--> main: FrameAnonymizer --queue--> encode (VideoWriter)
+    decode (VideoReader) --queue--> main: FrameAnonymizer.track (detect, track, look-ahead)
+    --queue--> FrameAnonymizer.finish (anonymize) --queue--> encode (VideoWriter)
+
+yuv420p video stays :class:`~veil.io.yuv.YUV420` throughout (see :mod:`veil.io.yuv`).
 
 Queues are bounded, so memory is ``O(queue_size + lookahead)`` frames for any length.
 Fail closed: a frame whose detection (or anonymization) fails is never written as it
@@ -42,6 +45,7 @@ from veil.types import Faces, check_image
 from veil.video_audit import Tally, audit_header, write_audit
 
 Image = np.ndarray | YUV420  # RGB uint8 (H, W, 3), or a yuv420p frame kept as decoded
+Pending = tuple["ProcessedFrame", Faces]  # a tracked frame (input image) and its final faces
 
 __all__ = ["FrameAnonymizer", "ProcessedFrame", "VideoConfig", "VideoReport", "anonymize_video"]
 __all__ += ["obscure"]
@@ -162,7 +166,16 @@ class FrameAnonymizer:
 
     def push(self, image: Image, index: int, *, meta: Any = None) -> list[ProcessedFrame]:
         """Take one frame (RGB ``uint8 (H, W, 3)`` or :class:`~veil.io.yuv.YUV420`);
-        return those leaving the buffer."""
+        return those leaving the buffer, anonymized."""
+        return [self.finish(*p) for p in self.track(image, index, meta=meta)]
+
+    def flush(self) -> list[ProcessedFrame]:
+        """Return every buffered frame, anonymized; call at the end of the stream."""
+        return [self.finish(*p) for p in self.track_flush()]
+
+    def track(self, image: Image, index: int, *, meta: Any = None) -> list[Pending]:
+        """:meth:`push` without the anonymization: the frames leaving the buffer with
+        their final faces, for :meth:`finish` (possibly in another thread, in order)."""
         if not isinstance(image, YUV420):
             check_image(image, name=f"frame {index}")
         grey = image.y if isinstance(image, YUV420) else image
@@ -192,15 +205,16 @@ class FrameAnonymizer:
             meta,
             plan == "search" and ok,
         )
-        return [self._finish(p, f) for p, f in self.buffer.push(item, faces)]
+        return self.buffer.push(item, faces)
 
-    def flush(self) -> list[ProcessedFrame]:
-        """Return every buffered frame, anonymized; call at the end of the stream."""
-        return [self._finish(p, f) for p, f in self.buffer.flush()]
+    def track_flush(self) -> list[Pending]:
+        """:meth:`flush` without the anonymization (see :meth:`track`)."""
+        return self.buffer.flush()
 
-    def _finish(self, item: ProcessedFrame, faces: Faces) -> ProcessedFrame:
+    def finish(self, item: ProcessedFrame, faces: Faces) -> ProcessedFrame:
         """Anonymize ``item.image`` (the input) with its final ``faces``, or apply the
-        ``on_error`` policy; boxes are clipped to the frame here."""
+        ``on_error`` policy; boxes are clipped to the frame here. Frames of one stream
+        must be finished in order (per-track state of some anonymizers)."""
         assert item.image is not None
         source, faces, error = item.image, faces.clip(item.image.shape[:2]), item.error
         image: Image | None = None
@@ -311,7 +325,8 @@ def anonymize_video(
     """Anonymize every frame of ``src`` into ``dst`` (audio copied, timing kept).
 
     ``pipeline`` (built from ``config`` when ``None``) may be shared; ``progress(done,
-    total)`` is called in the calling thread after each frame (``total`` 0 if unknown);
+    total)`` is called after each frame, from the anonymizing thread (``total`` 0 if
+    unknown);
     ``audit`` names a JSON file written after the video. Raises InputError (unreadable
     ``src``), OutputError, ConfigError; on any error or KeyboardInterrupt ``dst`` is not
     created (an existing ``dst`` is left as it was). A failing audit write raises
@@ -358,29 +373,39 @@ def _run_stages(
     tally: Tally,
     progress: Callable[[int, int], None] | None,
 ) -> None:
-    """Decode and encode in their own threads, track and anonymize in this one."""
+    """Decode, anonymize and encode in their own threads; detect and track in this one
+    (detection and anonymization of different frames overlap)."""
     ctl, size, total = _Control(), frames.video.queue_size, reader.info.frame_count
     inbox: queue.Queue[Any] = queue.Queue(size)
+    tracked: queue.Queue[Any] = queue.Queue(size)
     outbox: queue.Queue[Any] = queue.Queue(size)
-    threads = [
-        ctl.thread("veil-decode", lambda: _decode(reader, inbox, ctl)),
-        ctl.thread("veil-encode", lambda: _encode(writer, outbox, ctl)),
-    ]
 
-    def emit(done: list[ProcessedFrame]) -> None:
-        for pf in done:
+    def anonymize() -> None:
+        while (pending := ctl.get(tracked)) is not _END:
+            pf = frames.finish(*pending)
             tally.add(pf)
             if pf.image is not None:
                 ctl.put(outbox, pf)
             if progress is not None:
                 progress(tally.seen, total)
+        ctl.put(outbox, _END)
+
+    threads = [
+        ctl.thread("veil-decode", lambda: _decode(reader, inbox, ctl)),
+        ctl.thread("veil-anonymize", anonymize),
+        ctl.thread("veil-encode", lambda: _encode(writer, outbox, ctl)),
+    ]
+
+    def hand_over(pending: list[Pending]) -> None:
+        for item in pending:
+            ctl.put(tracked, item)
 
     try:
         while (df := ctl.get(inbox)) is not _END:
-            emit(frames.push(df.image, df.index, meta=(df.pts, df.duration)))
-        emit(frames.flush())
-        ctl.put(outbox, _END)
-        threads[1].join()
+            hand_over(frames.track(df.image, df.index, meta=(df.pts, df.duration)))
+        hand_over(frames.track_flush())
+        ctl.put(tracked, _END)
+        threads[2].join()
     except _Stopped:
         pass
     finally:
