@@ -153,6 +153,33 @@ def test_frames_leave_after_the_lookahead_delay_in_order() -> None:
     assert all(p.meta == p.index for p in rest)
 
 
+def test_full_detection_ahead_of_the_tracker_gives_the_same_frames(tmp_path: Path) -> None:
+    """anonymize_video runs full detections in a thread ahead (FrameAnonymizer.ahead);
+    fed in order, the tracker must see exactly what inline detection gives it."""
+    frames, _ = decode(face_clip(tmp_path / "in.mp4", 24))
+    config = VideoConfig(detect_every=3, search=False, lookahead=2)
+    results = []
+    for use_ahead in (False, True):
+        det = ScriptedDetector(blink={4, 5, 6}, crash={9})
+        core = FrameAnonymizer(Pipeline(det, ANONYMIZERS.create("solid")), config)
+        out = []
+        for i, f in enumerate(frames):
+            image = f.astype(np.uint8)
+            ahead = core.ahead(image, i) if use_ahead else None
+            out += [core.finish(*p) for p in core.track(image, i, ahead=ahead)]
+        out += core.flush()
+        results.append((det.calls, out))
+    (calls_inline, inline), (calls_ahead, ahead_out) = results
+    assert calls_inline == calls_ahead
+    assert [p.index for p in inline] == [p.index for p in ahead_out] == list(range(24))
+    for a, b in zip(inline, ahead_out, strict=True):
+        assert (a.detected, a.error, a.searched) == (b.detected, b.error, b.searched)
+        np.testing.assert_array_equal(a.faces.xyxy, b.faces.xyxy)
+        np.testing.assert_array_equal(a.image, b.image)
+    assert inline[9].error and "exploded" in inline[9].error  # a failed full pass, both ways
+    assert inline[10].detected  # retried on the next frame
+
+
 def test_every_frame_masked_timing_kept_and_background_untouched(tmp_path: Path) -> None:
     r = run(tmp_path, ScriptedDetector())
     assert r.report.frames_in == r.report.frames_out == len(r.out) == 30

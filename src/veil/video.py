@@ -2,10 +2,11 @@
 
 :class:`FrameAnonymizer` is the per-stream core (files and live streams): frames go in
 one by one and leave ``lookahead`` frames later, anonymized, with their faces.
-:func:`anonymize_video` runs it on a file with four overlapping stages, each a thread::
+:func:`anonymize_video` runs it on a file with five overlapping stages, each a thread::
 
-    decode (VideoReader) --queue--> main: FrameAnonymizer.track (detect, track, look-ahead)
-    --queue--> FrameAnonymizer.finish (anonymize) --queue--> encode (VideoWriter)
+    decode (VideoReader) --queue--> FrameAnonymizer.ahead (full detection on speed mode's
+    every-N and scene-cut frames) --queue--> main: FrameAnonymizer.track (window search,
+    track, look-ahead) --queue--> FrameAnonymizer.finish (anonymize) --queue--> encode
 
 yuv420p video stays :class:`~veil.io.yuv.YUV420` throughout (see :mod:`veil.io.yuv`).
 
@@ -34,7 +35,7 @@ import cv2
 import numpy as np
 
 from veil.config import RunConfig
-from veil.errors import ConfigError, VeilError
+from veil.errors import BackendError, ConfigError, VeilError
 from veil.io.video import VideoReader
 from veil.io.video_writer import VideoWriter, check_writer_options
 from veil.io.yuv import YUV420, as_rgb
@@ -146,6 +147,17 @@ class ProcessedFrame:
     searched: bool = False
 
 
+@dataclass(frozen=True)
+class Ahead:
+    """A frame's full-detector pass worked out ahead of the tracker
+    (:meth:`FrameAnonymizer.ahead`): ``full`` is speed mode's frame-only verdict
+    (:meth:`~veil.track.SpeedMode.full_pass`); when set, ``faces`` or ``error``."""
+
+    full: bool
+    faces: Faces | None = None
+    error: str | None = None
+
+
 class FrameAnonymizer:
     """Stateful anonymizer for one stream of frames: tracking, speed mode, backward fill.
 
@@ -173,17 +185,42 @@ class FrameAnonymizer:
         """Return every buffered frame, anonymized; call at the end of the stream."""
         return [self.finish(*p) for p in self.track_flush()]
 
-    def track(self, image: Image, index: int, *, meta: Any = None) -> list[Pending]:
-        """:meth:`push` without the anonymization: the frames leaving the buffer with
-        their final faces, for :meth:`finish` (possibly in another thread, in order)."""
+    def ahead(self, image: Image, index: int) -> Ahead:
+        """The part of :meth:`track` that needs no tracks: speed mode's every-N-frames
+        and scene-cut rule and, on those frames, the full detector. Video files run it in
+        a thread of its own a few frames ahead, so full detections overlap the tracking,
+        window searches and anonymization of the frames before. Call it once per frame,
+        in order, and pass every result to :meth:`track`."""
         if not isinstance(image, YUV420):
             check_image(image, name=f"frame {index}")
-        grey = image.y if isinstance(image, YUV420) else image
-        plan = "detect" if self._retry else self.speed.plan(index, grey)
+        if not self.speed.full_pass(index, image.y if isinstance(image, YUV420) else image):
+            return Ahead(False)
+        try:
+            return Ahead(True, self.pipeline.detect(as_rgb(image)))
+        except VeilError as exc:
+            return Ahead(True, error=str(exc))
+
+    def track(
+        self, image: Image, index: int, *, meta: Any = None, ahead: Ahead | None = None
+    ) -> list[Pending]:
+        """:meth:`push` without the anonymization: the frames leaving the buffer with
+        their final faces, for :meth:`finish` (possibly in another thread, in order).
+        ``ahead``: this frame's :meth:`ahead` result, when the caller runs it."""
+        if not isinstance(image, YUV420):
+            check_image(image, name=f"frame {index}")
+        if ahead is None:  # no faces in it: a full pass, if any, runs here
+            grey = image.y if isinstance(image, YUV420) else image
+            ahead = Ahead(self.speed.full_pass(index, grey))
+        plan = "detect" if self._retry or ahead.full else self.speed.between()
         error = None
         try:
             if plan == "detect":
-                faces = self.tracker.update(self.pipeline.detect(as_rgb(image)))
+                if ahead.error is not None:
+                    raise BackendError(ahead.error)
+                found = ahead.faces
+                if found is None:
+                    found = self.pipeline.detect(as_rgb(image))
+                faces = self.tracker.update(found)
             elif plan == "search":
                 ids = self.tracker.to_confirm()
                 boxes = self.tracker.upcoming(ids)
@@ -373,10 +410,14 @@ def _run_stages(
     tally: Tally,
     progress: Callable[[int, int], None] | None,
 ) -> None:
-    """Decode, anonymize and encode in their own threads; detect and track in this one
-    (detection and anonymization of different frames overlap)."""
+    """Five stages, four threads and this one: decode -> full detections (speed mode's
+    every-N and scene-cut frames, :meth:`FrameAnonymizer.ahead`) -> tracking and window
+    searches (this thread) -> anonymization -> encode. Bounded queues between them, so
+    the full detection of one frame overlaps the searches, anonymization and encoding of
+    the frames before it."""
     ctl, size, total = _Control(), frames.video.queue_size, reader.info.frame_count
     inbox: queue.Queue[Any] = queue.Queue(size)
+    detected: queue.Queue[Any] = queue.Queue(size)
     tracked: queue.Queue[Any] = queue.Queue(size)
     outbox: queue.Queue[Any] = queue.Queue(size)
 
@@ -390,8 +431,14 @@ def _run_stages(
                 progress(tally.seen, total)
         ctl.put(outbox, _END)
 
+    def detect_ahead() -> None:
+        while (df := ctl.get(inbox)) is not _END:
+            ctl.put(detected, (df, frames.ahead(df.image, df.index)))
+        ctl.put(detected, _END)
+
     threads = [
         ctl.thread("veil-decode", lambda: _decode(reader, inbox, ctl)),
+        ctl.thread("veil-detect", detect_ahead),
         ctl.thread("veil-anonymize", anonymize),
         ctl.thread("veil-encode", lambda: _encode(writer, outbox, ctl)),
     ]
@@ -401,11 +448,12 @@ def _run_stages(
             ctl.put(tracked, item)
 
     try:
-        while (df := ctl.get(inbox)) is not _END:
-            hand_over(frames.track(df.image, df.index, meta=(df.pts, df.duration)))
+        while (item := ctl.get(detected)) is not _END:
+            df, ahead = item
+            hand_over(frames.track(df.image, df.index, meta=(df.pts, df.duration), ahead=ahead))
         hand_over(frames.track_flush())
         ctl.put(tracked, _END)
-        threads[2].join()
+        threads[-1].join()
     except _Stopped:
         pass
     finally:

@@ -2,7 +2,7 @@
 
 Each track is a constant-velocity Kalman filter on the box state ``(cx, cy, w, h)``
 (numpy only). Detections are assigned to tracks with the Hungarian algorithm
-(:func:`scipy.optimize.linear_sum_assignment`) on the cost ``1 - IoU``; a pair whose IoU
+(:func:`veil.track.assignment.linear_sum_assignment`) on the cost ``1 - IoU``; a pair whose IoU
 is below ``iou_threshold`` may still match when their centres are within ``max_distance``
 face sizes and their sizes within a factor 2 (cost ``1 + distance``, so IoU matches win).
 That fallback keeps small, fast faces associated when their boxes no longer overlap.
@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from veil.boxes import box_iou
 from veil.errors import ConfigError
+from veil.track.assignment import linear_sum_assignment
 from veil.types import Faces
 
 __all__ = ["SpeedMode", "Tracker", "scene_cut", "should_detect"]
@@ -345,11 +345,22 @@ class SpeedMode:
     def plan(self, frame_index: int, image: np.ndarray) -> str:
         """``"detect"``, ``"search"`` or ``"track"`` for this frame; ``image`` is RGB
         ``uint8 (H, W, 3)`` or its grey/luma plane ``(H, W)`` (cheaper for YUV video)."""
+        return "detect" if self.full_pass(frame_index, image) else self.between()
+
+    def full_pass(self, frame_index: int, image: np.ndarray) -> bool:
+        """The first half of :meth:`plan`: does this frame get the full detector whatever
+        the tracks (every ``every_n`` frames, scene cuts)? Depends on the frames alone, so
+        it can run ahead of the tracker (video files detect those frames in a thread of
+        their own); call it once per frame, in order."""
         thumb = _thumbnail(image)
         prev, self._prev = self._prev, thumb
         cut = prev is not None and _difference(prev, thumb) > self.cut_threshold
-        if should_detect(frame_index, self.every_n, cut):
-            return "detect"
+        return should_detect(frame_index, self.every_n, cut)
+
+    def between(self) -> str:
+        """The second half of :meth:`plan`, for a frame :meth:`full_pass` said no to:
+        ``"search"`` or ``"track"`` from the tracks' state (``"detect"`` when
+        ``search`` is off and a track is uncertain)."""
         if self.search:
             return "search" if self.tracker.to_confirm() else "track"
         return "detect" if self.tracker.needs_detection() else "track"
