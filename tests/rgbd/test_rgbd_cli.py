@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import click
@@ -13,7 +14,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from veil.commands.rgbd import rgbd_command, synth_group
-from veil.errors import ConfigError, InputError
+from veil.errors import BackendError, ConfigError, InputError
 from veil.io.rgbd import (
     apply_depth_policy,
     pair_inputs,
@@ -21,6 +22,8 @@ from veil.io.rgbd import (
     read_intrinsics,
     write_depth,
 )
+from veil.pipeline import Pipeline
+from veil.types import Faces
 
 SHARED_META = [
     {"name": "x", "intrinsics_est": {"fx": 525.0, "fy": 525.0, "cx": 319.5, "cy": 239.5}}
@@ -30,7 +33,8 @@ SHARED_META = [
 def test_public_names() -> None:
     import veil.rgbd
 
-    for name in ("DepthMasker", "SynthFrame", "find_heads_without_faces", "make_scene"):
+    names = ("DepthMasker", "SynthFrame", "find_heads_without_faces", "make_scene")
+    for name in (*names, "RGBDAnonymizer", "RGBDConfig", "RGBDResult"):
         assert hasattr(veil.rgbd, name)
 
 
@@ -175,3 +179,118 @@ def test_mismatched_depth_fails_that_pair(tmp_path: Path, cli: click.Group) -> N
     assert res.exit_code == 1
     assert "x_depth.png" in res.output
     assert not (tmp_path / "o" / "color").exists()
+
+
+@pytest.fixture(scope="module")
+def walking(tmp_path_factory: pytest.TempPathFactory, cli: click.Group) -> Path:
+    """Six frames of one person walking, face visible throughout."""
+    scene = tmp_path_factory.mktemp("walking") / "scene"
+    args = ["synth", "rgbd", str(scene), "--frames", "6", "--people", "1", "--seed", "4"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    return scene
+
+
+def _scripted_detector(
+    monkeypatch: pytest.MonkeyPatch,
+    blink: set[int] = frozenset(),
+    crash: set[int] = frozenset(),  # type: ignore[assignment]
+) -> list[int]:
+    """Full detections (``Pipeline.detect``) find nothing on calls in ``blink`` and raise on
+    those in ``crash``; returns the list of calls made."""
+    calls: list[int] = []
+    real = Pipeline.detect
+
+    def detect(self: Pipeline, image: np.ndarray) -> Faces:
+        calls.append(len(calls))
+        if calls[-1] in crash:
+            raise BackendError(f"model exploded on call {calls[-1]}")
+        return Faces.empty() if calls[-1] in blink else real(self, image)
+
+    monkeypatch.setattr(Pipeline, "detect", detect)
+    return calls
+
+
+def _head_changed(scene: Path, out: Path, name: str) -> float:
+    """Share of person 1's head pixels that differ in the output colour ``name``."""
+    head = np.asarray(Image.open(scene / "gt" / f"{Path(name).stem}_heads.png")) == 1
+    before = np.asarray(Image.open(scene / "color" / name)).astype(int)
+    after = np.asarray(Image.open(out / "color" / name)).astype(int)
+    return float((np.abs(after - before).sum(axis=2) > 0)[head].mean())
+
+
+@pytest.mark.parametrize(("flags", "tracked"), [([], True), (["--no-tracking"], False)])
+def test_sequence_tracking_masks_faces_the_detector_misses(
+    tmp_path: Path,
+    cli: click.Group,
+    walking: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    flags: list[str],
+    tracked: bool,
+) -> None:
+    calls = _scripted_detector(monkeypatch, blink={2, 3})
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["rgbd", str(walking), "-o", str(out), *flags])
+    assert res.exit_code == 0, res.output
+    assert len(calls) == 6, "one full detection per frame"
+    for name in ("0000.png", "0001.png", "0004.png", "0005.png"):
+        assert _head_changed(walking, out, name) > 0.5, name
+    for name in ("0002.png", "0003.png"):  # the detector missed the face here
+        changed = _head_changed(walking, out, name)
+        assert changed > 0.5 if tracked else changed < 0.1, (name, changed)
+    assert ("2 of them from tracking only" in res.output) is tracked
+
+
+def test_speed_mode_writes_every_frame_with_fewer_detections(
+    tmp_path: Path, cli: click.Group, walking: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _scripted_detector(monkeypatch)
+    out = tmp_path / "out"
+    args = ["rgbd", str(walking), "-o", str(out), "--detect-every", "3", "--lookahead", "2"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    names = sorted(p.name for p in (walking / "color").iterdir())
+    assert sorted(p.name for p in (out / "color").iterdir()) == names
+    assert sorted(p.name for p in (out / "depth").iterdir()) == names
+    assert len(calls) < 6, "full detections only every 3rd frame (plus re-checks)"
+    for name in names:
+        assert _head_changed(walking, out, name) > 0.5, name
+
+
+@pytest.mark.parametrize("failure", ["unreadable colour", "detection fails"])
+def test_failing_pair_mid_sequence_gets_no_output(
+    tmp_path: Path,
+    cli: click.Group,
+    walking: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: str,
+) -> None:
+    scene = tmp_path / "scene"
+    shutil.copytree(walking, scene)
+    if failure == "unreadable colour":
+        (scene / "color" / "0002.png").write_bytes(b"not a png")
+    else:
+        _scripted_detector(monkeypatch, crash={2})
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["rgbd", str(scene), "-o", str(out)])
+    assert res.exit_code == 1
+    assert "0002.png" in res.output and "5 pairs anonymized" in res.output
+    rest = ["0000.png", "0001.png", "0003.png", "0004.png", "0005.png"]
+    assert sorted(p.name for p in (out / "color").iterdir()) == rest
+    assert sorted(p.name for p in (out / "depth").iterdir()) == rest
+    for name in rest:  # the frames after the failure are still tracked and masked
+        assert _head_changed(walking, out, name) > 0.5, name
+
+
+def test_speed_mode_needs_tracking(tmp_path: Path, cli: click.Group, walking: Path) -> None:
+    args = ["rgbd", str(walking), "-o", str(tmp_path / "o"), "--no-tracking", "--detect-every", "2"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 2 and "needs tracking" in res.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_help_documents_sequence_options(cli: click.Group) -> None:
+    res = CliRunner().invoke(cli, ["rgbd", "--help"])
+    assert res.exit_code == 0
+    for text in ("--head-margin METRES", "--no-tracking", "--detect-every", "--lookahead"):
+        assert text in res.output

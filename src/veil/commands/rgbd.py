@@ -14,10 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from veil.commands.options import tracking_options
+
 if TYPE_CHECKING:
+    import numpy as np
+
+    from veil.io.images import LoadedImage
     from veil.io.rgbd import RGBDPair
     from veil.pipeline import Pipeline
-    from veil.rgbd.depthmask import DepthMasker
+    from veil.rgbd.sequence import RGBDConfig, RGBDResult
+    from veil.video import VideoConfig
 
 __all__ = ["rgbd_command", "synth_group"]
 
@@ -124,11 +130,34 @@ def _write_label(path: Path, labels: Any) -> None:
     help="Also mask heads without a visible face (people seen from behind).",
 )
 @click.option(
+    "--head-margin",
+    type=click.FloatRange(0, 0.5),
+    default=0.0,
+    show_default=True,
+    metavar="METRES",
+    help="With --heads: metres added around each head found without a face (for colour "
+    "and depth that are not exactly registered).",
+)
+@click.option(
     "--depth-shift",
     default="0,0",
     show_default=True,
     help="Move depth DX,DY pixels onto the colour image (for sensors whose colour and "
     "depth are not aligned; e.g. -16,0 for the PCL Kinect frame).",
+)
+@click.option(
+    "--no-tracking",
+    is_flag=True,
+    help="Process every pair on its own (a folder of unrelated photos). Default: the "
+    "pairs are one sequence in name order and faces are tracked across it.",
+)
+@tracking_options  # --detect-every 1, --max-age 15
+@click.option(
+    "--lookahead",
+    type=click.IntRange(0),
+    default=8,
+    show_default=True,
+    help="Also mask a tracked face in this many frames before it was first detected.",
 )
 @click.option("-d", "--detector", default="centerface", show_default=True)
 @click.option("-t", "--threshold", type=click.FloatRange(0, 1), default=None)
@@ -141,125 +170,140 @@ def _write_label(path: Path, labels: Any) -> None:
 )
 @click.option("-s", "--strength", type=click.FloatRange(0.05, 20), default=1.0, show_default=True)
 @click.option("--seed", type=int, default=None, help="Seed random methods and depth noise.")
-def rgbd_command(
-    source: Path,
-    depth_source: Path | None,
-    output: Path,
-    intrinsics: Path | None,
-    depth_scale: float,
-    depth_policy: str,
-    heads: bool,
-    depth_shift: str,
-    detector: str,
-    threshold: float | None,
-    method: str,
-    strength: float,
-    seed: int | None,
-) -> None:
+def rgbd_command(source: Path, output: Path, no_tracking: bool, **options: Any) -> None:
     """Anonymize colour + depth pairs with depth-refined head masks.
 
+    \b
     Each face is grown into its whole head (hair, ears) using depth; depth inside the
     masks is flattened or noised (--depth-policy) because a face's relief identifies it
-    too. A pair that fails gets no output; the run goes on and exits with status 1.
+    too. The pairs of a folder are a sequence (in name order) run through the video
+    tracker: a face the detector misses on some frames stays masked (--max-age), and is
+    masked in the frames before it was first found (--lookahead); --detect-every N > 1
+    is speed mode (full detection every N frames, tracking in between). Use
+    --no-tracking for unrelated photos. A pair that fails gets no output; the run goes
+    on and exits with status 1.
     """
-    import dataclasses
-
     from veil.errors import VeilError
     from veil.io.rgbd import pair_inputs
-    from veil.rgbd.register import parse_shift
 
+    if no_tracking and options["detect_every"] > 1:
+        _fail("--detect-every > 1 (speed mode) needs tracking; drop --no-tracking")
+    if options["head_margin"] and not options["heads"]:
+        click.echo("veil: warning: --head-margin applies with --heads only", err=True)
     try:
-        pairs = pair_inputs(source, depth_source)
-        job = _Job.build(
-            source,
-            intrinsics,
-            depth_scale,
-            depth_policy,
-            heads,
-            detector,
-            threshold,
-            method,
-            strength,
-            seed,
-        )
-        job = dataclasses.replace(job, shift=parse_shift(depth_shift))
+        pairs = pair_inputs(source, options["depth_source"])
+        job = _Job.build(source, options)
+        video = None if no_tracking else _video_config(options)
     except VeilError as exc:
         _fail(str(exc))
         return
-    failed = faces = 0
-    for pair in pairs:
-        try:
-            faces += job.run(pair, output)
-        except VeilError as exc:
-            failed += 1
-            click.echo(f"veil: failed: {exc}", err=True)
+    if video is not None and video.lookahead < video.detect_every - 1:
+        click.echo(
+            f"veil: warning: --lookahead {video.lookahead} < --detect-every "
+            f"{video.detect_every} - 1: a face appearing between two detections may be "
+            "bare in its first frames",
+            err=True,
+        )
+    tally = job.run(pairs, output, video)
+    tracked = f", {tally.tracked} of them from tracking only" if video is not None else ""
     click.echo(
-        f"veil: {len(pairs) - failed} pairs anonymized ({faces} heads), {failed} failed", err=True
+        f"veil: {tally.done} pairs anonymized ({tally.heads} heads{tracked}), "
+        f"{tally.failed} failed",
+        err=True,
     )
-    if failed:
+    if tally.failed:
         sys.exit(1)
+
+
+def _video_config(o: dict[str, Any]) -> VideoConfig:
+    from veil.video import VideoConfig
+
+    return VideoConfig(
+        detect_every=o["detect_every"], max_age=o["max_age"], lookahead=o["lookahead"]
+    )
+
+
+@dataclass
+class _Tally:
+    done: int = 0
+    failed: int = 0
+    heads: int = 0
+    tracked: int = 0  # heads masked from a predicted or backfilled box
+
+    def fail(self, message: str) -> None:
+        self.failed += 1
+        click.echo(f"veil: failed: {message}", err=True)
 
 
 @dataclass(frozen=True)
 class _Job:
-    """Everything one run needs, built once: pipeline, depth masker, options."""
+    """Everything one run needs, built once: pipeline, RGB-D config, I/O options."""
 
     pipeline: Pipeline
-    masker: DepthMasker
+    config: RGBDConfig
     intrinsics: dict[str, float] | None
     depth_scale: float
-    policy: str
-    heads: bool
-    seed: int | None
     shift: tuple[int, int] = (0, 0)
 
     @classmethod
-    def build(
-        cls,
-        source: Path,
-        intrinsics: Path | None,
-        depth_scale: float,
-        policy: str,
-        heads: bool,
-        detector: str,
-        threshold: float | None,
-        method: str,
-        strength: float,
-        seed: int | None,
-    ) -> _Job:
+    def build(cls, source: Path, o: dict[str, Any]) -> _Job:
+        """From the click options ``o``; raises ``VeilError`` (bad config or files)."""
         from veil.config import AnonymizerConfig, DetectorConfig, RunConfig
         from veil.io.rgbd import read_intrinsics
         from veil.pipeline import Pipeline
-        from veil.rgbd.depthmask import DepthMasker
+        from veil.rgbd.register import parse_shift
+        from veil.rgbd.sequence import RGBDConfig
 
         config = RunConfig(
-            detector=DetectorConfig(name=detector, threshold=threshold),
-            anonymizer=AnonymizerConfig(method=method, strength=strength, seed=seed),
+            detector=DetectorConfig(name=o["detector"], threshold=o["threshold"]),
+            anonymizer=AnonymizerConfig(method=o["method"], strength=o["strength"], seed=o["seed"]),
         )
+        intrinsics: Path | None = o["intrinsics"]
         if intrinsics is None:
             beside = (source if source.is_dir() else source.parent) / "intrinsics.json"
             intrinsics = beside if beside.is_file() else None
+        rgbd = RGBDConfig(
+            heads=o["heads"],
+            head_margin=o["head_margin"],
+            depth_policy=o["depth_policy"],
+            seed=o["seed"],
+        )
         return cls(
             pipeline=Pipeline.from_config(config),
-            masker=DepthMasker(),
+            config=rgbd,
             intrinsics=None if intrinsics is None else read_intrinsics(intrinsics),
-            depth_scale=depth_scale,
-            policy=policy,
-            heads=heads,
-            seed=seed,
+            depth_scale=o["depth_scale"],
+            shift=parse_shift(o["depth_shift"]),
         )
 
-    def run(self, pair: RGBDPair, output: Path) -> int:
-        """Process one pair and write both outputs; return the number of heads masked."""
-        import numpy as np
+    def run(self, pairs: list[RGBDPair], output: Path, video: VideoConfig | None) -> _Tally:
+        """Anonymize ``pairs`` in order (one tracked sequence unless ``video`` is None)."""
+        from veil.errors import VeilError
+        from veil.rgbd.sequence import RGBDAnonymizer
 
+        stream = RGBDAnonymizer(self.pipeline, self.config, video, intrinsics=self.intrinsics)
+        tally, pushed = _Tally(), 0
+        for pair in pairs:
+            try:
+                loaded, depth = self.load(pair)
+                # the tracker counts the frames it was given (speed mode detects on 0)
+                results = stream.push(loaded.image, depth, pushed, meta=(pair, loaded))
+            except VeilError as exc:
+                tally.fail(str(exc))
+                continue
+            pushed += 1
+            for result in results:
+                self.write(result, output, tally)
+        for result in stream.flush():
+            self.write(result, output, tally)
+        return tally
+
+    def load(self, pair: RGBDPair) -> tuple[LoadedImage, np.ndarray]:
+        """Colour and depth (metres, shifted onto the colour) of one pair."""
         from veil.errors import InputError
-        from veil.io.images import read_image, write_image
-        from veil.io.rgbd import apply_depth_policy, read_depth, write_depth
-        from veil.rgbd.heads import find_heads_without_faces
+        from veil.io.images import read_image
+        from veil.io.rgbd import read_depth
         from veil.rgbd.register import shift_depth
-        from veil.rgbd.synth import default_intrinsics
-        from veil.types import Faces
 
         loaded = read_image(pair.color)
         depth = read_depth(pair.depth, depth_scale=self.depth_scale)
@@ -270,18 +314,30 @@ class _Job:
             )
         if self.shift != (0, 0):
             depth = shift_depth(depth, *self.shift)
-        k = self.intrinsics or default_intrinsics(depth.shape)
-        detected = self.pipeline.detect(loaded.image)
-        faces = self.masker.refine(detected, depth, self.intrinsics)
-        if self.heads:
-            faces = Faces.merge([faces, find_heads_without_faces(depth, k, faces)])
-        result = self.pipeline.anonymize(loaded.image, faces)
-        masks = faces.masks if faces.masks is not None else np.zeros((0, *depth.shape), bool)
-        rng = np.random.default_rng(self.seed)
-        new_depth = apply_depth_policy(depth, masks, self.policy, rng=rng)
+        return loaded, depth
+
+    def write(self, result: RGBDResult, output: Path, tally: _Tally) -> None:
+        """Write both outputs of a finished frame, or count it as failed (nothing written)."""
+        from veil.errors import VeilError
+        from veil.io.images import write_image
+        from veil.io.rgbd import write_depth
+
+        pair, loaded = result.meta
+        if result.error is not None or result.color is None or result.depth is None:
+            tally.fail(f"{pair.color}: {result.error}")
+            return
         suffix = ".npy" if pair.depth.suffix.lower() == ".npy" else ".png"
-        write_image(output / "color" / pair.color.name, result.image, like=loaded)
-        write_depth(
-            output / "depth" / f"{pair.depth.stem}{suffix}", new_depth, depth_scale=self.depth_scale
-        )
-        return len(faces)
+        try:
+            write_image(output / "color" / pair.color.name, result.color, like=loaded)
+            write_depth(
+                output / "depth" / f"{pair.depth.stem}{suffix}",
+                result.depth,
+                depth_scale=self.depth_scale,
+            )
+        except VeilError as exc:
+            tally.fail(str(exc))
+            return
+        sources = result.faces.data.get("source", [])
+        tally.done += 1
+        tally.heads += len(result.faces)
+        tally.tracked += sum(s in ("predicted", "backfilled") for s in sources)
