@@ -7,6 +7,7 @@ import math
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -24,7 +25,7 @@ from veil.evaluate.identity import (
     reidentification,
     share_within,
 )
-from veil.evaluate.privacy import PrivacyConfig, evaluate_privacy, pair_folders
+from veil.evaluate.privacy import OriginalCache, PrivacyConfig, evaluate_privacy, pair_folders
 
 # --- metrics on hand-made embeddings ---------------------------------------------------------
 
@@ -210,6 +211,51 @@ def test_unmeasurable_pairs_are_listed(tmp_path: Path, embedder: FaceEmbedder) -
     assert report.evaluated == ["p1/3.png"]
     assert report.leakage[0].reid.queries == 0  # nobody left with a second photo
     json.dumps(report.to_dict(), allow_nan=False)
+
+
+def _blurred(root: Path, source: Path) -> Path:
+    """``source`` with a light blur: faces stay findable, embeddings move a little."""
+    for path in source.rglob("*.png"):
+        out = root / path.relative_to(source)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(cv2.GaussianBlur(np.asarray(Image.open(path)), (0, 0), 2)).save(out)
+    return root
+
+
+@pytest.mark.dlib
+def test_originals_cache_measures_each_original_once(
+    tmp_path: Path, embedder: FaceEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = _gallery(tmp_path / "o")
+    anonymized = _blurred(tmp_path / "a", original)
+    Image.fromarray(flat_grey()).save(original / "p0" / "0.png")  # no face: cached too
+    config = PrivacyConfig(detectors=("dlib-hog",), attacks=("denoise",), locators=("dlib-hog",))
+    fresh = evaluate_privacy(original, anonymized, config, embedder=embedder).to_dict()
+    cache: OriginalCache = {}
+    first = evaluate_privacy(original, anonymized, config, embedder=embedder, originals=cache)
+    assert sorted(cache) == ["p0/0.png", "p0/1.png", "p1/2.png", "p1/3.png"]
+    assert cache["p0/0.png"].box is None and cache["p0/1.png"].embedding is not None
+
+    def refuse(*_: object) -> None:
+        raise AssertionError("an original was measured again")
+
+    monkeypatch.setattr("veil.evaluate._privacy_pairs._PairMeter.original", refuse)
+    again = evaluate_privacy(original, anonymized, config, embedder=embedder, originals=cache)
+    assert first.to_dict() == again.to_dict() == fresh
+    assert again.no_face == ["p0/0.png"]
+
+
+@pytest.mark.dlib
+@pytest.mark.slow
+def test_workers_give_the_same_numbers(tmp_path: Path, embedder: FaceEmbedder) -> None:
+    original = _gallery(tmp_path / "o")
+    anonymized = _blurred(tmp_path / "a", original)
+    (anonymized / "p1" / "2.png").write_bytes(b"broken")  # failures keep their place too
+    config = PrivacyConfig(detectors=("dlib-hog",), attacks=("wiener",), locators=("dlib-hog",))
+    one = evaluate_privacy(original, anonymized, config, embedder=embedder)
+    two = evaluate_privacy(original, anonymized, config, workers=2)
+    assert one.to_dict() == two.to_dict()
+    assert [f for f, _ in two.unreadable] == ["p1/2.png"] and len(two.evaluated) == 3
 
 
 @pytest.mark.dlib

@@ -201,6 +201,13 @@ def _externals(values: tuple[str, ...]) -> dict[str, Path]:
     "--work-dir", type=click.Path(path_type=Path), default=None, help="Outputs (default: temp)."
 )
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
+@click.option(
+    "--workers",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Processes for the privacy measures (same numbers, faster on several cores).",
+)
 @click.option("-q", "--quiet", is_flag=True)
 def compare(
     methods: str,
@@ -211,6 +218,7 @@ def compare(
     limit: int | None,
     work_dir: Path | None,
     json_out: Path | None,
+    workers: int,
     quiet: bool,
 ) -> None:
     """Run several methods on the same images and detections; one table of all metrics.
@@ -238,6 +246,7 @@ def compare(
                 work_dir=work_dir or Path(tmp),
                 externals=_externals(externals),
                 progress=say,
+                workers=workers,
             )
     except VeilError as exc:
         _fail(str(exc))

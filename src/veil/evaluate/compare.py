@@ -34,7 +34,7 @@ from veil.errors import ConfigError, InputError, VeilError
 from veil.evaluate.coverage import CoverageReport, evaluate_pair, load_ground_truth
 from veil.evaluate.detection import find_output
 from veil.evaluate.identity import FaceEmbedder
-from veil.evaluate.privacy import PrivacyConfig, evaluate_privacy
+from veil.evaluate.privacy import OriginalCache, PrivacyConfig, evaluate_privacy
 from veil.evaluate.utility import UtilityConfig, UtilityMeter, UtilityReport
 from veil.io.images import iter_image_files, read_image, write_image
 from veil.mask import Masker, union_mask
@@ -253,11 +253,15 @@ def compare_methods(
     detector: str = "centerface",
     utility: UtilityConfig | None = None,
     progress: Progress | None = None,
+    workers: int = 1,
 ) -> CompareResult:
     """Run every method on the sets and measure it (see module docs).
 
-    A method that cannot be built (unknown name, missing extra) gets a row with ``error``;
-    an unknown name raises ``ConfigError`` up front. Raises ``InputError`` without any set.
+    What depends on the originals only (faces, their residual detection and embeddings) is
+    measured once and shared by every method. ``workers > 1`` runs the privacy measures in
+    that many processes (same numbers). A method that cannot be built (unknown name,
+    missing extra) gets a row with ``error``; an unknown name raises ``ConfigError`` up
+    front. Raises ``InputError`` without any set.
     """
     from veil.detect.base import DETECTORS
 
@@ -284,7 +288,8 @@ def compare_methods(
     }
     cov_images, id_images = _Images(base), _Images(base)
     privacy_config = PrivacyConfig() if attacks is None else PrivacyConfig(attacks=tuple(attacks))
-    embedder = FaceEmbedder() if identity_set else None
+    embedder = FaceEmbedder() if identity_set and workers <= 1 else None
+    originals: OriginalCache = {}  # shared by every method: same originals, same config
     meter = UtilityMeter(utility or UtilityConfig(detector=detector)) if identity_set else None
     jobs: list[tuple[str, str, Pipeline | None, Path]] = [
         (m, "veil", None, work_dir / m) for m in methods
@@ -312,7 +317,12 @@ def compare_methods(
             count += len(rels)
             say(f"{name}: privacy")
             report = evaluate_privacy(
-                work_dir / "_originals" / "identity", out, privacy_config, embedder=embedder
+                work_dir / "_originals" / "identity",
+                out,
+                privacy_config,
+                embedder=embedder,
+                originals=originals,
+                workers=workers,
             )
             privacy = report.to_dict()
             privacy["missing_anonymized"] = privacy["missing_anonymized"][:20]

@@ -21,7 +21,6 @@ finds one, default dlib HOG then CenterFace). On the anonymized image:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from veil.boxes import box_iou
-from veil.detect.base import DETECTORS, Detector
-from veil.errors import BackendError, ConfigError, InputError, MissingExtraError, VeilError
+from veil.errors import ConfigError, InputError
+from veil.evaluate._privacy_pairs import OriginalCache, OriginalFace, PairResult, pair_results
 from veil.evaluate.attacks import ATTACKS
 from veil.evaluate.detection import find_output
 from veil.evaluate.identity import (
@@ -42,11 +40,13 @@ from veil.evaluate.identity import (
     reidentification,
     share_within,
 )
-from veil.io.images import iter_image_files, read_image
+from veil.io.images import iter_image_files
 
 __all__ = [
     "DEFAULT_DETECTORS",
     "Leakage",
+    "OriginalCache",
+    "OriginalFace",
     "PairSet",
     "PrivacyConfig",
     "PrivacyReport",
@@ -54,8 +54,6 @@ __all__ = [
     "evaluate_privacy",
     "pair_folders",
 ]
-
-log = logging.getLogger(__name__)
 
 DEFAULT_DETECTORS: tuple[str, ...] = ("centerface", "dlib-hog")
 """Residual-detection detectors by default; ``haar`` (~1 s per image), ``dlib-cnn``: opt in."""
@@ -244,39 +242,6 @@ def _report_dict(r: PrivacyReport) -> dict[str, Any]:
 # --- the run ---------------------------------------------------------------------------------
 
 
-class _Detectors:
-    """Detectors built once by name; ones that cannot be built are recorded, not fatal."""
-
-    def __init__(self) -> None:
-        self.built: dict[str, Detector] = {}
-        self.unavailable: dict[str, str] = {}
-
-    def get(self, name: str) -> Detector | None:
-        if name not in self.built and name not in self.unavailable:
-            try:
-                self.built[name] = DETECTORS.create(name)
-            except (MissingExtraError, BackendError) as exc:
-                log.warning("detector %s unavailable: %s", name, exc)
-                self.unavailable[name] = str(exc)
-        return self.built.get(name)
-
-
-def _locate(image: np.ndarray, names: tuple[str, ...], dets: _Detectors) -> np.ndarray | None:
-    """``xyxy (4,)`` of the largest face of the first locator that finds one."""
-    for name in names:
-        det = dets.get(name)
-        faces = det.detect(image) if det is not None else None
-        if faces is not None and len(faces):
-            wh = faces.xyxy[:, 2:] - faces.xyxy[:, :2]
-            return np.asarray(faces.xyxy[int(np.argmax(wh[:, 0] * wh[:, 1]))])
-    return None
-
-
-def _found(det: Detector, image: np.ndarray, box: np.ndarray, iou: float) -> bool:
-    faces = det.detect(image)
-    return bool(len(faces) and box_iou(faces.xyxy, box[None]).max() >= iou)
-
-
 @dataclass
 class _Collected:
     labels: list[str] = field(default_factory=list)
@@ -284,41 +249,14 @@ class _Collected:
     queries: dict[str, list[np.ndarray]] = field(default_factory=dict)
     hits: dict[str, list[tuple[bool, bool]]] = field(default_factory=dict)
 
-
-def _measure_pair(
-    original: np.ndarray,
-    anonymized: np.ndarray,
-    box: np.ndarray,
-    config: PrivacyConfig,
-    dets: _Detectors,
-    embedder: FaceEmbedder,
-    acc: _Collected,
-) -> None:
-    for name in config.detectors:
-        det = dets.get(name)
-        if det is not None:
-            pair = tuple(_found(det, im, box, config.residual_iou) for im in (original, anonymized))
-            acc.hits.setdefault(name, []).append((pair[0], pair[1]))
-    acc.originals.append(embedder.embed(original, box))
-    acc.queries.setdefault("none", []).append(embedder.embed(anonymized, box))
-    for attack in config.attacks:
-        attacked = ATTACKS[attack](anonymized, box)
-        acc.queries.setdefault(attack, []).append(embedder.embed(attacked, box))
-
-
-def _load_pair(
-    rel: str, src: Path, dst: Path, report: PrivacyReport
-) -> tuple[np.ndarray, np.ndarray] | None:
-    try:
-        original, anonymized = read_image(src).image, read_image(dst).image
-    except VeilError as exc:
-        report.unreadable.append((rel, str(exc)))
-        return None
-    if original.shape != anonymized.shape:
-        (h0, w0), (h1, w1) = original.shape[:2], anonymized.shape[:2]
-        report.size_mismatch.append((rel, f"{w0}x{h0} vs {w1}x{h1}"))
-        return None
-    return original, anonymized
+    def add(self, rel: str, result: PairResult, face: OriginalFace) -> None:
+        assert face.embedding is not None
+        self.labels.append(rel.split("/")[0])
+        self.originals.append(face.embedding)
+        for name, found in result.hits.items():
+            self.hits.setdefault(name, []).append((face.hits[name], found))
+        for attack, query in result.queries.items():
+            self.queries.setdefault(attack, []).append(query)
 
 
 def evaluate_privacy(
@@ -328,33 +266,47 @@ def evaluate_privacy(
     *,
     embedder: FaceEmbedder | None = None,
     progress: Callable[[str], None] | None = None,
+    originals: OriginalCache | None = None,
+    workers: int = 1,
 ) -> PrivacyReport:
     """Measure residual detection and identity leakage of a folder (see module docs).
 
-    ``progress(rel)`` is called after each pair. Raises ``InputError`` for a missing or
-    empty folder, ``MissingExtraError`` without dlib.
+    ``progress(rel)`` is called after each pair. ``originals`` caches what depends on the
+    originals only, across calls (see :data:`OriginalCache`). ``workers > 1`` measures pairs
+    in that many processes (each loads its own models; ``embedder`` is then unused); the
+    numbers are the same as with one. Raises ``InputError`` for a missing or empty folder,
+    ``MissingExtraError`` without dlib.
     """
     config = config or PrivacyConfig()
-    embedder = embedder or FaceEmbedder()
+    if embedder is None and workers <= 1:
+        embedder = FaceEmbedder()
+    cache: OriginalCache = {} if originals is None else originals
     report = PrivacyReport(pairs=pair_folders(original_dir, anonymized_dir))
-    dets, acc = _Detectors(), _Collected()
-    for rel, src, dst in report.pairs.pairs[: config.limit]:
-        loaded = _load_pair(rel, src, dst, report)
-        box = None if loaded is None else _locate(loaded[0], config.locators, dets)
-        if loaded is not None and box is None:
-            report.no_face.append(rel)
-        elif loaded is not None and box is not None:
-            _measure_pair(*loaded, box, config, dets, embedder, acc)
-            report.evaluated.append(rel)
-            acc.labels.append(rel.split("/")[0])
+    pairs = report.pairs.pairs[: config.limit]
+    tasks = [(src, dst, cache.get(rel)) for rel, src, dst in pairs]
+    acc = _Collected()
+    for (rel, _, _), result in zip(
+        pairs, pair_results(tasks, config, embedder, workers), strict=True
+    ):
+        report.unavailable.update(result.unavailable)
+        if result.unreadable is not None:
+            report.unreadable.append((rel, result.unreadable))
+        elif result.size_mismatch is not None:
+            report.size_mismatch.append((rel, result.size_mismatch))
+        elif result.original is not None:
+            cache[rel] = result.original
+            if result.original.box is None:
+                report.no_face.append(rel)
+            else:
+                acc.add(rel, result, result.original)
+                report.evaluated.append(rel)
         if progress is not None:
             progress(rel)
-    _summarize(report, acc, dets)
+    _summarize(report, acc)
     return report
 
 
-def _summarize(report: PrivacyReport, acc: _Collected, dets: _Detectors) -> None:
-    report.unavailable = dict(dets.unavailable)
+def _summarize(report: PrivacyReport, acc: _Collected) -> None:
     for name, hits in acc.hits.items():
         arr = np.asarray(hits, bool).reshape(-1, 2)
         report.residual.append(
