@@ -151,11 +151,16 @@ def _shape_alpha(
     pad: float,
 ) -> np.ndarray:
     """Alpha of a box or ellipse with an outward linear fall-off of ``pad`` pixels."""
-    ys, xs = np.mgrid[0 : hw[0], 0 : hw[1]].astype(np.float32)
-    # pixel centres are at integer + 0.5
-    dx = np.abs(xs + 0.5 - centre[0])
-    dy = np.abs(ys + 0.5 - centre[1])
+    # pixel centres are at integer + 0.5; dx is a row, dy a column: broadcasting makes
+    # the (h, w) arrays only where needed, with the same values as a full grid
+    dx = np.abs(np.arange(hw[1], dtype=np.float32)[None, :] + 0.5 - centre[0])
+    dy = np.abs(np.arange(hw[0], dtype=np.float32)[:, None] + 0.5 - centre[1])
     ax, ay = max(axes[0], 0.5), max(axes[1], 0.5)
+    if pad <= 0:  # hard edge: only "inside or not" (the distance below is 0 exactly there)
+        if shape == "box":
+            return (((dx - ax - 0.5) <= 0) & ((dy - ay - 0.5) <= 0)).astype(np.float32)
+        r = np.sqrt((dx / ax) ** 2 + (dy / ay) ** 2)
+        return (r <= 1.0 + 0.75 / min(ax, ay)).astype(np.float32)
     if shape == "box":
         # distance outside the box, in pixels; a pixel the edge cuts counts as inside
         dist = np.hypot(np.clip(dx - ax - 0.5, 0, None), np.clip(dy - ay - 0.5, 0, None))

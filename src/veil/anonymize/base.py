@@ -97,7 +97,9 @@ class Anonymizer(abc.ABC):
 def _blend(dst: np.ndarray, src: np.ndarray, alpha: np.ndarray) -> None:
     """In place: ``dst = alpha * src + (1 - alpha) * dst`` where ``alpha > 0``."""
     full = alpha >= 1.0
-    np.copyto(dst, src, where=full[..., None])  # faster than boolean indexing
+    # a materialized (h, w, 3) mask: with a broadcast (h, w, 1) one copyto is ~7x slower,
+    # boolean indexing ~18x
+    np.copyto(dst, src, where=np.repeat(full[..., None], dst.shape[2], axis=2))
     soft = (alpha > 0) & ~full
     if soft.any():
         a = alpha[soft][:, None]

@@ -30,6 +30,25 @@ def shrink(image: np.ndarray, factor: float) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
+def shrink_by(image: np.ndarray, k: int) -> np.ndarray:
+    """``image`` downscaled by the integer ``k`` with area averaging (means of ``k x k``
+    blocks). The bottom and right edges are first padded (replicated) to a multiple of
+    ``k``, so OpenCV takes its integer path, about 3x faster than a fractional factor.
+    Returns ``(ceil(h / k), ceil(w / k), ...)``; :func:`enlarge_by` is the inverse."""
+    h, w = image.shape[:2]
+    ph, pw = -(-h // k) * k, -(-w // k) * k
+    if (ph, pw) != (h, w):
+        image = cv2.copyMakeBorder(image, 0, ph - h, 0, pw - w, cv2.BORDER_REPLICATE)
+    return cv2.resize(image, (pw // k, ph // k), interpolation=cv2.INTER_AREA)
+
+
+def enlarge_by(small: np.ndarray, k: int, hw: tuple[int, ...]) -> np.ndarray:
+    """``small`` enlarged ``k`` times (linear; block centres stay in place) and cut to
+    ``hw[:2]``: undoes :func:`shrink_by`'s size."""
+    size = (small.shape[1] * k, small.shape[0] * k)
+    return cv2.resize(small, size, interpolation=cv2.INTER_LINEAR)[: int(hw[0]), : int(hw[1])]
+
+
 def enlarge(small: np.ndarray, hw: tuple[int, ...], *, cubic: bool = False) -> np.ndarray:
     """``small`` resized to ``hw[:2]`` (``(h, w)``) with linear or cubic interpolation."""
     interpolation = cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR
@@ -39,7 +58,9 @@ def enlarge(small: np.ndarray, hw: tuple[int, ...], *, cubic: bool = False) -> n
 class GaussianBlur(Anonymizer):
     """Gaussian blur with ``sigma = strength * face_size / 2.5`` (at least 2 px).
 
-    Sigmas above 8 px blur a copy downscaled to ``sigma / 4`` and upscale it linearly.
+    Sigmas above 8 px blur a copy downscaled ``k = floor(sigma / 4)`` times (area
+    averaging, an integer factor for speed; the blur there is 4-8 small pixels) and
+    upscale it linearly.
     """
 
     name = "gaussian"
@@ -55,12 +76,12 @@ class GaussianBlur(Anonymizer):
     ) -> np.ndarray:
         """``patch`` ``uint8 (h, w, 3)`` -> blurred ``uint8 (h, w, 3)``."""
         sigma = self.sigma(face_size)
-        factor = sigma / 4 if sigma > 8 else 1.0
-        small = shrink(patch, factor) if factor > 1 else patch
+        k = int(sigma // 4) if sigma > 8 else 1
+        small = shrink_by(patch, k) if k > 1 else patch
         # area averaging already blurs with a box of variance 1/12 (small pixels)
-        small_sigma = math.sqrt(max((sigma / factor) ** 2 - 1 / 12, 0.25))
+        small_sigma = math.sqrt(max((sigma / k) ** 2 - 1 / 12, 0.25))
         blurred = cv2.GaussianBlur(small, (0, 0), small_sigma)
-        return enlarge(blurred, patch.shape) if factor > 1 else blurred
+        return enlarge_by(blurred, k, patch.shape) if k > 1 else blurred
 
 
 class MedianBlur(Anonymizer):

@@ -113,13 +113,12 @@ class YUV420:
             i420 = cv2.cvtColor(np.ascontiguousarray(after), cv2.COLOR_RGB2YUV_I420)
             ny = i420[:h]
             nuv = i420[h:].reshape(2, h // 2, w // 2)
-            ys = y[y0:y1, x0:x1]
-            ys[changed] = ny[changed]
+            # copyto with a same-shape mask: several times faster than boolean indexing
+            np.copyto(y[y0:y1, x0:x1], ny, where=changed)
             c = changed.view(np.uint8)  # any of each 2x2 block (a 4-D any() is slow)
             block = (c[0::2, 0::2] | c[1::2, 0::2] | c[0::2, 1::2] | c[1::2, 1::2]).view(bool)
             for plane, new in ((u, nuv[0]), (v, nuv[1])):
-                part = plane[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2]
-                part[block] = new[block]
+                np.copyto(plane[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2], new, where=block)
         return out
 
 
