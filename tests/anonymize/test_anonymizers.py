@@ -305,3 +305,21 @@ def test_weak_strength_keeps_detail_the_default_removes(name: str) -> None:
     image, faces = astronaut()
     face = inner(image, faces)
     assert surviving_detail(run(name, image, faces, strength=0.1), image, face) > 0.3
+
+
+@pytest.mark.parametrize(("h", "w", "k"), [(12, 18, 3), (13, 17, 4), (5, 5, 6)])
+def test_shrink_by_averages_blocks_and_enlarge_by_restores_the_size(h: int, w: int, k: int) -> None:
+    from veil.anonymize.filters import enlarge_by, shrink_by
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    small = shrink_by(image, k)
+    assert small.shape == (-(-h // k), -(-w // k), 3)
+    # the first block is a plain k x k mean (padding only touches the last row/column)
+    if h >= k and w >= k:
+        expected = image[:k, :k].reshape(-1, 3).mean(axis=0)
+        assert np.abs(small[0, 0].astype(float) - expected).max() <= 1
+    flat = np.full((h, w, 3), 77, np.uint8)
+    assert (shrink_by(flat, k) == 77).all()
+    assert enlarge_by(small, k, image.shape).shape == image.shape
+    assert (enlarge_by(shrink_by(flat, k), k, flat.shape) == 77).all()
