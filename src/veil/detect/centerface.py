@@ -61,10 +61,17 @@ class _OpenVINO:
 
     def __init__(self, path: Path, threads: int) -> None:
         import openvino as ov
+        from openvino.preprocess import PrePostProcessor
 
         self._core = ov.Core()
-        self._model = self._core.read_model(str(path))
-        self._model.reshape({self._model.inputs[0].any_name: ov.PartialShape([-1, 3, -1, -1])})
+        model = self._core.read_model(str(path))
+        model.reshape({model.inputs[0].any_name: ov.PartialShape([-1, 3, -1, -1])})
+        # take the image as it is (uint8, channels last): OpenVINO's compiled conversion
+        # replaces a numpy transpose + float copy (4.5 ms for a 1280x736 frame)
+        ppp = PrePostProcessor(model)
+        ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
+        ppp.input().model().set_layout(ov.Layout("NCHW"))
+        self._model = ppp.build()
         self._config: dict[str, Any] = {"ENABLE_CPU_PINNING": False}
         if threads > 0:
             self._config["INFERENCE_NUM_THREADS"] = threads
@@ -80,7 +87,9 @@ class _OpenVINO:
         self._local.state = state
         return state
 
-    def __call__(self, blob: np.ndarray) -> list[np.ndarray]:
+    def __call__(self, image: np.ndarray) -> list[np.ndarray]:
+        """Outputs for one RGB ``uint8 (H, W, 3)`` image (sides multiples of 32)."""
+        blob = image[None]
         state = getattr(self._local, "state", None) or self._compile()
         compiled, requests = state
         # one infer request per input shape: a request whose shape changes re-plans its
@@ -116,7 +125,9 @@ class _OnnxRuntime:
         self.input_name = self.session.get_inputs()[0].name
         self.name = "onnxruntime"
 
-    def __call__(self, blob: np.ndarray) -> list[np.ndarray]:
+    def __call__(self, image: np.ndarray) -> list[np.ndarray]:
+        """Outputs for one RGB ``uint8 (H, W, 3)`` image (sides multiples of 32)."""
+        blob = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
         return list(self.session.run(None, {self.input_name: blob}))
 
 
@@ -259,8 +270,7 @@ class CenterFace(Detector):
         # and no padding waste
         for x, y in zip(x0, y0, strict=True):
             crop = cv2.resize(image[y : y + win, x : x + win], (side, side))
-            blob = np.ascontiguousarray(crop.transpose(2, 0, 1)[None], dtype=np.float32)
-            heat_i, scale_i, offset_i, lms_i = self._infer(blob)
+            heat_i, scale_i, offset_i, lms_i = self._infer(crop)
             faces = _decode(heat_i[0, 0], scale_i[0], offset_i[0], lms_i[0], self.threshold)
             found.append(self._window_faces(faces, side / win, (x, y), win, (h, w)))
         return Faces.merge(found)
@@ -296,20 +306,21 @@ class CenterFace(Detector):
                 faces.landmarks /= scale
         return faces
 
-    def _infer(self, blob: np.ndarray) -> list[np.ndarray]:
+    def _infer(self, image: np.ndarray) -> list[np.ndarray]:
+        """The model's outputs for an RGB ``uint8 (H, W, 3)`` image, sides multiples of 32."""
         try:
-            return self._runner(blob)
+            return self._runner(np.ascontiguousarray(image))
         except Exception as exc:
-            shape = "x".join(map(str, blob.shape))
+            shape = "x".join(map(str, image.shape))
             raise BackendError(f"CenterFace inference failed on a {shape} input: {exc}") from exc
 
     def _forward(self, image: np.ndarray) -> tuple[Faces, np.ndarray]:
         """One pass at the image's own size; returns faces and the heat map (stride 4)."""
         h, w = image.shape[:2]
         ph, pw = -(-h // BUCKET) * BUCKET, -(-w // BUCKET) * BUCKET
-        blob = np.zeros((1, 3, ph, pw), np.float32)
-        blob[0, :, :h, :w] = image.transpose(2, 0, 1)
-        heat, scale, offset, lms = self._infer(blob)
+        if (ph, pw) != (h, w):  # zero padding at the bottom and right
+            image = cv2.copyMakeBorder(image, 0, ph - h, 0, pw - w, cv2.BORDER_CONSTANT, value=0)
+        heat, scale, offset, lms = self._infer(image)
         return _decode(heat[0, 0], scale[0], offset[0], lms[0], self.threshold), heat[0, 0]
 
     def _fuse(self, faces: Faces) -> Faces:
