@@ -50,6 +50,27 @@ def outputs(dest: Path) -> dict[str, bytes]:
     return {p.relative_to(dest).as_posix(): p.read_bytes() for p in files}
 
 
+def assert_same_video(got: Path, want: Path, source: Path) -> None:
+    """Same frames and time stamps, same pixels anonymized, within re-encoding noise. Not
+    bytes: the video pipeline gave one of two encodings of this clip in about 1 of 100
+    runs on one machine (0.1-0.8 grey levels apart on average; under investigation)."""
+    import av
+    import numpy as np
+
+    def frames(path: Path) -> list[tuple[int | None, np.ndarray]]:
+        with av.open(str(path)) as c:
+            return [(f.pts, f.to_ndarray(format="rgb24").astype(int)) for f in c.decode(video=0)]
+
+    fg, fw, fs = frames(got), frames(want), frames(source)
+    assert [p for p, _ in fg] == [p for p, _ in fw] and len(fg) == len(fs) == 8
+    for (_, g), (_, w), (_, s) in zip(fg, fw, fs, strict=True):
+        assert float(np.abs(g - w).mean()) < 1.0  # the two encodings: 0.8 at most
+        anonymized = np.abs(w - s).max(axis=2) > 6  # where the local run changed the face
+        assert anonymized.sum() > 100
+        # the two encodings still agree on >= 0.67 of it; a bare face would give ~0
+        assert (np.abs(g - s).max(axis=2) > 6)[anonymized].mean() > 0.5
+
+
 @pytest.fixture(scope="module")
 def ray_session() -> Iterator[None]:
     ray.init(
@@ -76,8 +97,13 @@ def test_ray_outputs_equal_local_outputs(tmp_path: Path) -> None:
     run_batch(collect_jobs(data, local), local, CONFIG, engine, run_id="l")
     summary = run_batch(collect_jobs(data, remote), remote, CONFIG, _ray_engine(), run_id="r")
     assert summary.count("done") == 7 and not summary.failed
-    assert len(outputs(remote)) == 7
-    assert outputs(remote) == outputs(local)
+    got, want = outputs(remote), outputs(local)
+    assert len(got) == 7 and got.keys() == want.keys()
+    for name in got:
+        if name.endswith(".mp4"):
+            assert_same_video(remote / name, local / name, data / name)
+        else:
+            assert got[name] == want[name], name  # images: byte-identical
     rerun = run_batch(collect_jobs(data, remote), remote, CONFIG, _ray_engine(), run_id="r2")
     assert rerun.count("skipped") == 7
 
