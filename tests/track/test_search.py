@@ -85,6 +85,32 @@ def test_tracker_confirms_new_missed_and_stale_tracks() -> None:
     assert t.to_confirm() == [1]  # predicted for more than uncertain_after frames
 
 
+def test_searches_back_off_for_a_track_they_keep_missing() -> None:
+    t = Tracker(uncertain_after=2, search_backoff=3, max_age=30)
+    box = np.array([100, 100, 140, 140], np.float32)
+    for k in range(2):
+        t.update(Faces(xyxy=box[None] + k, scores=np.ones(1, np.float32)))
+    looked = []
+    for frame in range(12):
+        ids = t.to_confirm()
+        looked.append(bool(ids))
+        t.update(Faces.empty(), searched=ids) if ids else t.predict_only()
+    # at lost 3 (> uncertain_after), then on every third frame: lost 6, 9
+    assert [i for i, x in enumerate(looked) if x] == [3, 6, 9]
+    assert t.tracks == 1  # still masked at its predicted box meanwhile
+
+
+def test_a_new_track_is_looked_for_twice_then_left_to_full_detection() -> None:
+    t = Tracker(max_age=30)
+    t.update(Faces(xyxy=np.array([[10, 10, 30, 30]], np.float32), scores=np.ones(1, np.float32)))
+    looked = []
+    for _ in range(4):
+        ids = t.to_confirm()
+        looked.append(ids)
+        t.update(Faces.empty(), searched=ids) if ids else t.predict_only()
+    assert looked == [[1], [1], [], []]
+
+
 def test_partial_update_does_not_mark_unsearched_tracks_missed() -> None:
     t = Tracker()
     two = np.array([[100, 100, 140, 140], [300, 100, 340, 140]], np.float32)

@@ -110,6 +110,8 @@ class Tracker:
         grow_when_lost: a lost track's box grows by this fraction per lost frame (capped at 2x).
         uncertain_after: frames of prediction after which :meth:`needs_detection` asks for
             the detector (speed mode).
+        search_backoff: a track predicted for longer is looked for (:meth:`to_confirm`)
+            on every ``search_backoff``-th frame only; 1 looks on every frame.
 
     ``update`` returns the detections first, in input order (``data["source"] ==
     "detected"``, smoothed boxes), then the lost tracks (``"predicted"``). Boxes of lost
@@ -127,6 +129,7 @@ class Tracker:
         max_shift: float = 0.025,
         grow_when_lost: float = 0.1,
         uncertain_after: int = 5,
+        search_backoff: int = 3,
     ) -> None:
         checks = {
             "max_age": (max_age, max_age >= 0),
@@ -137,6 +140,7 @@ class Tracker:
             "max_shift": (max_shift, max_shift >= 0.0),
             "grow_when_lost": (grow_when_lost, grow_when_lost >= 0.0),
             "uncertain_after": (uncertain_after, uncertain_after >= 0),
+            "search_backoff": (search_backoff, search_backoff >= 1),
         }
         for name, (value, ok) in checks.items():
             if not ok:
@@ -144,7 +148,7 @@ class Tracker:
         self.max_age, self.min_hits = max_age, min_hits
         self.iou_threshold, self.max_distance = iou_threshold, max_distance
         self.max_shift, self.grow_when_lost = max_shift, grow_when_lost
-        self.uncertain_after = uncertain_after
+        self.uncertain_after, self.search_backoff = uncertain_after, search_backoff
         self._r = _R_BASE * smoothing / (1.0 - smoothing) + 1e-3
         self.reset()
 
@@ -202,16 +206,21 @@ class Tracker:
 
     def to_confirm(self) -> list[int]:
         """Ids of the tracks a window search should confirm now (speed mode): new ones
-        (fewer than ``max(min_hits, 2)`` detections, velocity unknown), those predicted
-        for more than ``uncertain_after`` frames, and those the last full detection missed,
-        once (a lost face stays masked at its predicted, growing box until the next full
-        detection either way)."""
-        hits = max(self.min_hits, 2)
-        return [
-            t.track_id
-            for t in self._tracks
-            if t.hits < hits or t.lost > self.uncertain_after or t.recheck
-        ]
+        (fewer than ``max(min_hits, 2)`` detections, velocity unknown) on the two frames
+        after their detection, those the last full detection missed (once), and those
+        predicted for more than ``uncertain_after`` frames, on the next frame and then on
+        every ``search_backoff``-th. A face the searches keep missing (gone, hidden, or a
+        false detection) stays masked at its predicted, growing box until ``max_age`` or
+        the next full detection either way; searching for it on every frame would cost a
+        window per frame and track for nothing."""
+        hits, u, every = max(self.min_hits, 2), self.uncertain_after, self.search_backoff
+        return [t.track_id for t in self._tracks if t.recheck or self._due(t, hits, u, every)]
+
+    @staticmethod
+    def _due(t: _Track, hits: int, u: int, every: int) -> bool:
+        if t.hits < hits:
+            return t.lost < 2
+        return t.lost > u and (t.lost - u - 1) % every == 0
 
     def upcoming(self, ids: Collection[int] | None = None) -> np.ndarray:
         """``float32 (k, 4)``: where each live track (or each of ``ids``, in track order)
