@@ -41,6 +41,7 @@ import numpy as np
 
 from veil.config import RunConfig
 from veil.errors import InputError, OutputError
+from veil.io.video_writer import encoder_options
 from veil.pipeline import Pipeline
 from veil.video import FrameAnonymizer, VideoConfig
 
@@ -156,13 +157,12 @@ class LiveSink:
                 target += ("&" if "?" in target else "?") + "pkt_size=1316"
         else:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
-        opts = {"preset": self.video.preset, "crf": str(self.video.crf)}
-        if self.network:
+        opts = encoder_options(self.video.codec, self.video.crf, self.video.preset)
+        if self.network and opts:  # x264/x265
             opts |= {"tune": "zerolatency", "g": str(max(1, round(self.fps)))}
         try:
             self._out = av.open(target, "w", format=fmt, timeout=10.0)
             rate = Fraction(self.fps).limit_denominator(1001)
-            opts = opts if self.video.codec in ("libx264", "libx265") else {}
             stream = cast(av.VideoStream, self._out.add_stream(self.video.codec, rate, opts))
             stream.width, stream.height, stream.pix_fmt = (
                 width - width % 2,

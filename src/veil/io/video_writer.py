@@ -11,6 +11,7 @@ data streams (GPS telemetry), attachments and chapters are never copied.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -28,7 +29,8 @@ from veil.io.video import _AV_ERRORS, VideoInfo, VideoReader, _open_input
 from veil.io.yuv import YUV420
 from veil.types import Frame, check_image
 
-__all__ = ["TranscodeReport", "VideoWriter", "check_writer_options", "transcode"]
+__all__ = ["TranscodeReport", "VideoWriter", "check_writer_options", "encoder_options"]
+__all__ += ["transcode"]
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +99,7 @@ class VideoWriter:
         self, out: av.container.OutputContainer, codec: str, crf: int, preset: str
     ) -> av.VideoStream:
         info = self.info
-        opts = {"crf": str(crf), "preset": preset} if codec in _CRF_CODECS else {}
+        opts = encoder_options(codec, crf, preset)
         rate = Fraction(info.fps).limit_denominator(1001000) if info.fps else None
         stream = cast(av.VideoStream, out.add_stream(codec, rate=rate, options=opts))
         stream.width, stream.height = info.width, info.height
@@ -246,6 +248,35 @@ class VideoWriter:
                 self._side.close()
                 self._side = None
             self._tmp.unlink(missing_ok=True)
+
+
+def encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
+    """FFmpeg encoder options for ``codec``: CRF and preset for x264/x265 (none for other
+    encoders), and for x264 on an AVX-512 CPU its AVX2 code only (see :func:`_has_avx512`)."""
+    opts = {"crf": str(crf), "preset": preset} if codec in _CRF_CODECS else {}
+    if codec == "libx264" and _has_avx512():
+        opts["x264-params"] = "asm=AVX2"  # reproducible output
+    return opts
+
+
+@functools.cache
+def _has_avx512() -> bool:
+    """Whether the CPU has AVX-512, whose x264 routines (macroblock-tree rate control)
+    make libx264 output depend on what was in memory before: the same frames gave one of
+    several encodings at many frame widths (96, 176, 320, 720, 856, 1080 px; not 128,
+    160, 640, 1280, 1920). x264 is then limited to its AVX2 code (every AVX-512 CPU has
+    AVX2), which is reproducible; forcing AVX2 on any other CPU could crash it."""
+    import importlib
+
+    for name in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):  # 2.x, 1.x
+        try:
+            features = importlib.import_module(name).__cpu_features__
+            break
+        except (ImportError, AttributeError):
+            continue
+    else:
+        return False
+    return bool(features.get("AVX512F"))
 
 
 def check_writer_options(codec: str, crf: int, preset: str) -> None:
