@@ -8,6 +8,7 @@ in, a tone as audio). Memory rows: a 4K clip and a long clip (synthetic backgrou
 to make). Example::
 
     python benchmarks/video_speed.py --seconds 10 --repeat 3
+    python benchmarks/video_speed.py --skip-deface --transcode --budget --repeat 3
     python benchmarks/video_speed.py --veil-args "--detect-every 3" --skip-deface
 """
 
@@ -34,8 +35,9 @@ BIN_DIR = Path(sys.executable).parent
 SIZES = {"720p": (1280, 720), "1080p": (1920, 1080), "4K": (3840, 2160)}
 
 
-def run(cmd: list[str]) -> tuple[float, float]:
-    """Run ``cmd``; return (wall seconds, peak RSS in MiB). Raises on a non-zero exit."""
+def run(cmd: list[str]) -> tuple[float, float, float]:
+    """Run ``cmd``; return (wall seconds, peak RSS in MiB, CPU seconds: user + system).
+    Raises on a non-zero exit."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -44,7 +46,7 @@ def run(cmd: list[str]) -> tuple[float, float]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise RuntimeError(f"{shlex.join(cmd)} exited {proc.returncode}:\n{err[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024
+    return seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def frames_and_audio(path: Path) -> tuple[int, bool]:
@@ -56,6 +58,8 @@ def frames_and_audio(path: Path) -> tuple[int, bool]:
 def commands(tool: str, src: Path, dst: Path, veil_args: list[str]) -> list[str]:
     if tool == "deface":
         return [str(BIN_DIR / "deface"), str(src), "-o", str(dst)]
+    if tool == "transcode":  # decode + encode only: the floor (see _transcode.py)
+        return [sys.executable, str(Path(__file__).parent / "_transcode.py"), str(src), str(dst)]
     return [str(BIN_DIR / "veil"), "video", str(src), "-o", str(dst), "--overwrite", "-q"] + (
         veil_args if tool == "veil+args" else []
     )
@@ -64,11 +68,13 @@ def commands(tool: str, src: Path, dst: Path, veil_args: list[str]) -> list[str]
 def measure(
     tool: str, clip: Path, work: Path, veil_args: list[str], repeat: int = 1
 ) -> dict[str, object]:
-    """One row: the median wall time of ``repeat`` runs (deface: one run), the largest RSS."""
+    """One row: the median wall time of ``repeat`` runs (deface: one run) and the CPU time
+    of that run, the largest RSS."""
     dst = work / f"{clip.stem}.{tool.replace('+', '_')}.mp4"
     cmd = commands(tool, clip, dst, veil_args)
-    runs = [run(cmd) for _ in range(1 if tool == "deface" else repeat)]
+    runs = [run(cmd) for _ in range(1 if tool == "deface" else repeat)]  # deface is slow
     seconds, rss = statistics.median(r[0] for r in runs), max(r[1] for r in runs)
+    cpu = next(r[2] for r in runs if r[0] == seconds) if len(runs) % 2 else None
     frames, audio = frames_and_audio(dst)
     src_frames, _ = frames_and_audio(clip)
     return {
@@ -79,6 +85,7 @@ def measure(
         "seconds": round(seconds, 2),
         "runs": [round(r[0], 2) for r in runs],
         "fps": round(src_frames / seconds, 1),
+        "cpu_seconds": round(cpu, 2) if cpu is not None else None,
         "peak_rss_mib": round(rss),
         "audio_kept": audio,
         "command": shlex.join(cmd),
@@ -93,6 +100,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--veil-args", default="", help='extra row, e.g. "--detect-every 3"')
     ap.add_argument("--skip-deface", action="store_true")
+    ap.add_argument(
+        "--budget",
+        action="store_true",
+        help="with --transcode: time one full-resolution CenterFace pass (one thread) on "
+        "frames of each clip and print the fps that decode + encode + veil's default full "
+        "passes (every 4th frame) alone would allow on this machine's cores",
+    )
+    ap.add_argument(
+        "--transcode",
+        action="store_true",
+        help="add a row for decode + encode alone (veil's reader, writer and default "
+        "x264 settings, no face work): the most any tool re-encoding every frame can reach",
+    )
     ap.add_argument("--memory", action="store_true", help="also the 4K and long-clip RSS rows")
     ap.add_argument("--long-minutes", type=float, default=10.0)
     ap.add_argument("--fourk-seconds", type=float, default=3.0)
@@ -105,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     tools = ["veil"] + (["veil+args"] if args.veil_args else [])
     if not args.skip_deface:
         tools.append("deface")
+    if args.transcode:
+        tools.append("transcode")
     work = args.work or Path(tempfile.mkdtemp(prefix="veil-video-speed-"))
     work.mkdir(parents=True, exist_ok=True)
     veil_args = shlex.split(args.veil_args)
@@ -127,25 +149,72 @@ def main(argv: list[str] | None = None) -> int:
         for tool in job_tools:
             rows.append(measure(tool, clip, work, veil_args, args.repeat))
             print(_row(rows[-1]), file=sys.stderr, flush=True)
+    budgets = _budgets(rows, work) if args.budget else []
     if args.json:
-        print(json.dumps({"machine": _machine(), "rows": rows}, indent=1))
+        print(json.dumps({"machine": _machine(), "rows": rows, "budget": budgets}, indent=1))
     else:
         _table(rows)
+        for b in budgets:
+            print(
+                f"# budget {b['clip']}: decode+encode {b['transcode_cpu_s']} CPU s + "
+                f"{b['full_passes']} full passes x {b['pass_ms']} ms = {b['cpu_s']} CPU s "
+                f"-> at most {b['max_fps']} fps on {b['cores']} cores"
+            )
     return 0
+
+
+def _budgets(rows: list[dict[str, object]], work: Path) -> list[dict[str, object]]:
+    """Lower bound on the CPU time of ``veil video`` (defaults) per clip: the transcode
+    row's CPU seconds plus one single-threaded CenterFace pass (median of 9 frames) times
+    the number of frames speed mode runs the full detector on (every 4th; scene cuts
+    add more). Window searches, tracking and anonymization come on top."""
+    from veil.detect.centerface import CenterFace
+    from veil.io.video import VideoReader
+    from veil.video import VideoConfig
+
+    detector, every = CenterFace(threads=1), VideoConfig().detect_every
+    out = []
+    for r in rows:
+        if r["tool"] != "transcode" or r["cpu_seconds"] is None:
+            continue
+        with VideoReader(work / f"{r['clip']}.mp4") as reader:
+            frames = [f.image for i, f in zip(range(90), reader, strict=False) if i % 10 == 0]
+        detector.detect(frames[0])  # plan the input shape once
+        times = []
+        for image in frames:
+            start = time.perf_counter()
+            detector.detect(image)
+            times.append(time.perf_counter() - start)
+        n = int(r["source_frames"])  # type: ignore[call-overload]
+        passes = -(-n // every)
+        cpu = float(r["cpu_seconds"]) + passes * statistics.median(times)  # type: ignore[arg-type]
+        cores = os.cpu_count() or 1
+        out.append(
+            {
+                "clip": r["clip"],
+                "transcode_cpu_s": r["cpu_seconds"],
+                "full_passes": passes,
+                "pass_ms": round(statistics.median(times) * 1000, 1),
+                "cpu_s": round(cpu, 2),
+                "cores": cores,
+                "max_fps": round(n / (cpu / cores), 1),
+            }
+        )
+    return out
 
 
 def _row(r: dict[str, object]) -> str:
     audio = "yes" if r["audio_kept"] else "NO"
     return (
         f"{r['clip']:<24} {r['tool']:<10} {r['frames']!s:>6} {r['seconds']!s:>8} "
-        f"{r['fps']!s:>7} {r['peak_rss_mib']!s:>8} {audio:>6}"
+        f"{r['fps']!s:>7} {r['cpu_seconds']!s:>7} {r['peak_rss_mib']!s:>8} {audio:>6}"
     )
 
 
 def _table(rows: list[dict[str, object]]) -> None:
     print(f"# {_machine()}")
     print(
-        f"{'clip':<24} {'tool':<10} {'frames':>6} {'seconds':>8} {'fps':>7} "
+        f"{'clip':<24} {'tool':<10} {'frames':>6} {'seconds':>8} {'fps':>7} {'CPU s':>7} "
         f"{'RSS MiB':>8} {'audio':>6}"
     )
     for r in rows:
