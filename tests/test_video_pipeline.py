@@ -397,3 +397,39 @@ def test_yuv_path_copies_pixels_away_from_faces_exactly(tmp_path: Path) -> None:
         away[max(0, y0 - 4) : y1 + 4, max(0, x0 - 4) : x1 + 4] = False
         assert np.array_equal(fast[:H][away], orig[:H][away])  # lossless (crf 0) and untouched
         assert not np.array_equal(slow[:H][away], orig[:H][away])  # RGB round trip changes them
+
+
+class KeyframeDetector(ScriptedDetector):
+    """Counts full passes made as key frames apart from plain :meth:`detect` calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keyframes = 0
+
+    def detect_keyframe(self, image: np.ndarray) -> Faces:
+        self.keyframes += 1
+        return super().detect(image)
+
+    def detect(self, image: np.ndarray) -> Faces:
+        raise AssertionError("video full passes go through detect_keyframe")
+
+
+@pytest.mark.parametrize("ahead", [True, False])
+def test_full_passes_in_video_are_key_frame_passes(tmp_path: Path, ahead: bool) -> None:
+    det = KeyframeDetector()
+    if ahead:  # a file: full passes in the detect-ahead thread
+        r = run(tmp_path, det, 16, detect_every=4, search=False)
+        assert r.report.frames_detected == det.keyframes >= 4
+    else:  # a stream (veil live): FrameAnonymizer.push
+        frames = FrameAnonymizer(Pipeline(det, ANONYMIZERS.create("solid")), VideoConfig())
+        clip = face_clip(tmp_path / "in.mp4", 9)
+        with VideoReader(clip) as reader:
+            for f in reader:
+                frames.push(f.image, f.index)
+        frames.flush()
+        assert det.keyframes >= 2  # frames 0 and 8 at the default detect_every 8
+
+
+def test_default_speed_mode_keeps_a_face_from_its_first_frame() -> None:
+    video = VideoConfig()
+    assert video.lookahead >= video.detect_every - 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,19 +59,20 @@ class Pipeline:
         return cls(det, anon, masker)
 
     def detect(self, image: np.ndarray) -> Faces:
-        check_image(image)
-        try:
-            return self.detector.detect(image)
-        except VeilError:
-            raise
-        except Exception as exc:
-            raise BackendError(f"detector {self.detector.name!r} failed: {exc}") from exc
+        return self._call(self.detector.detect, image)
 
     def detect_window(self, image: np.ndarray) -> Faces:
         """:meth:`Detector.detect_window` with the same error handling as :meth:`detect`."""
+        return self._call(self.detector.detect_window, image)
+
+    def detect_keyframe(self, image: np.ndarray) -> Faces:
+        """:meth:`Detector.detect_keyframe` with the same error handling as :meth:`detect`."""
+        return self._call(self.detector.detect_keyframe, image)
+
+    def _call(self, method: Callable[[np.ndarray], Faces], image: np.ndarray) -> Faces:
         check_image(image)
         try:
-            return self.detector.detect_window(image)
+            return method(image)
         except VeilError:
             raise
         except Exception as exc:

@@ -64,8 +64,9 @@ class VideoConfig:
     Attributes:
         detect_every: speed mode: full detection every N frames, tracking in between
             (full detection also on scene cuts); 1 detects on every frame. The default
-            4 relies on ``lookahead >= detect_every - 1`` to mask a face that appears
-            between two detections from its first frame.
+            8 relies on ``lookahead >= detect_every - 1`` to mask a face that appears
+            between two detections from its first frame; these key-frame passes look
+            harder for small faces (:meth:`~veil.detect.base.Detector.detect_keyframe`).
         search: between full detections, confirm uncertain tracks (new, missed, or
             predicted for long) by running the detector on windows around them; off, any
             uncertain track forces a full detection.
@@ -81,7 +82,7 @@ class VideoConfig:
             pixels away from faces are copied exactly); off, every frame goes through RGB.
     """
 
-    detect_every: int = 4
+    detect_every: int = 8
     search: bool = True
     max_age: int = 15
     lookahead: int = 8
@@ -196,7 +197,7 @@ class FrameAnonymizer:
         if not self.speed.full_pass(index, image.y if isinstance(image, YUV420) else image):
             return Ahead(False)
         try:
-            return Ahead(True, self.pipeline.detect(as_rgb(image)))
+            return Ahead(True, self.pipeline.detect_keyframe(as_rgb(image)))
         except VeilError as exc:
             return Ahead(True, error=str(exc))
 
@@ -219,7 +220,7 @@ class FrameAnonymizer:
                     raise BackendError(ahead.error)
                 found = ahead.faces
                 if found is None:
-                    found = self.pipeline.detect(as_rgb(image))
+                    found = self.pipeline.detect_keyframe(as_rgb(image))
                 faces = self.tracker.update(found)
             elif plan == "search":
                 ids = self.tracker.to_confirm()

@@ -94,3 +94,59 @@ def test_ensemble_unions_members() -> None:
     with pytest.raises(ConfigError):
         Ensemble(members=[])
     assert DETECTORS.get("ensemble") is Ensemble
+
+
+def _tiny_faces(n: int = 5) -> np.ndarray:
+    """Several ~12-px astronaut faces on one noise canvas (each leaves a weak proposal)."""
+    canvas = None
+    for i in range(n):
+        image, _ = face_on_canvas(scale=0.125, offset=(20 + 45 * i, 30 + 20 * (i % 2)), seed=i)
+        if canvas is None:
+            canvas = image
+        else:
+            x0 = 20 + 45 * i
+            canvas[:, x0 : x0 + 45] = image[:, x0 : x0 + 45]
+    assert canvas is not None
+    return canvas
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_batched_small_face_windows_match_one_window_per_call(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if backend == "openvino":
+        pytest.importorskip("openvino")
+    import veil.detect.centerface as cf
+
+    detector = CenterFace(backend=backend, upscale=2.0, proposal_threshold=0.02, max_pixels=1)
+    image = _tiny_faces()
+    calls: list[tuple[int, ...]] = []
+    infer = detector._infer
+
+    def spy(x: np.ndarray) -> list[np.ndarray]:
+        calls.append(x.shape)
+        return infer(x)
+
+    monkeypatch.setattr(detector, "_infer", spy)
+    batched = detector.detect(image)
+    assert any(len(s) == 4 and s[0] > 1 for s in calls)  # several windows in one call
+    monkeypatch.setattr(cf, "_WINDOW_BATCH", 1)
+    calls.clear()
+    single = detector.detect(image)
+    assert all(len(s) == 3 or s[0] == 1 for s in calls)
+    assert len(batched) == len(single) > 0
+    np.testing.assert_allclose(batched.xyxy, single.xyxy, atol=0.05)
+
+
+def test_key_frames_take_weaker_small_face_proposals(monkeypatch: pytest.MonkeyPatch) -> None:
+    import veil.detect.centerface as cf
+
+    seen: list[float] = []
+    proposals = cf._proposals
+    monkeypatch.setattr(cf, "_proposals", lambda h, t, hw: seen.append(t) or proposals(h, t, hw))
+    image = _tiny_faces(2)
+    CenterFace().detect(image)
+    CenterFace().detect_keyframe(image)
+    CenterFace(keyframe_proposal_threshold=None).detect_keyframe(image)
+    CenterFace(proposal_threshold=0.0).detect_keyframe(image)  # never less thorough
+    assert seen == [0.05, 0.02, 0.05, 0.0]

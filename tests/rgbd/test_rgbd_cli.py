@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -196,18 +197,22 @@ def _scripted_detector(
     blink: set[int] = frozenset(),
     crash: set[int] = frozenset(),  # type: ignore[assignment]
 ) -> list[int]:
-    """Full detections (``Pipeline.detect``) find nothing on calls in ``blink`` and raise on
-    those in ``crash``; returns the list of calls made."""
+    """Full detections (``Pipeline.detect``, and ``detect_keyframe`` when tracking) find
+    nothing on calls in ``blink`` and raise on those in ``crash``; returns the list of
+    calls made."""
     calls: list[int] = []
-    real = Pipeline.detect
 
-    def detect(self: Pipeline, image: np.ndarray) -> Faces:
-        calls.append(len(calls))
-        if calls[-1] in crash:
-            raise BackendError(f"model exploded on call {calls[-1]}")
-        return Faces.empty() if calls[-1] in blink else real(self, image)
+    def scripted(real: Callable[[Pipeline, np.ndarray], Faces]) -> Callable[..., Faces]:
+        def detect(self: Pipeline, image: np.ndarray) -> Faces:
+            calls.append(len(calls))
+            if calls[-1] in crash:
+                raise BackendError(f"model exploded on call {calls[-1]}")
+            return Faces.empty() if calls[-1] in blink else real(self, image)
 
-    monkeypatch.setattr(Pipeline, "detect", detect)
+        return detect
+
+    for name in ("detect", "detect_keyframe"):
+        monkeypatch.setattr(Pipeline, name, scripted(getattr(Pipeline, name)))
     return calls
 
 

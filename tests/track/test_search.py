@@ -91,7 +91,7 @@ def test_searches_back_off_for_a_track_they_keep_missing() -> None:
     for k in range(2):
         t.update(Faces(xyxy=box[None] + k, scores=np.ones(1, np.float32)))
     looked = []
-    for frame in range(12):
+    for _ in range(12):
         ids = t.to_confirm()
         looked.append(bool(ids))
         t.update(Faces.empty(), searched=ids) if ids else t.predict_only()

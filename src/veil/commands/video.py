@@ -159,7 +159,7 @@ _OPTIONS: list[Any] = [
 def _with_options(fn: Any) -> Any:
     # files get a look-ahead that backfills the frames before a late detection, so
     # speed mode is safe by default (lookahead 8 >= detect_every - 1)
-    track = tracking_options(detect_every=4)  # = VideoConfig().detect_every (tested)
+    track = tracking_options(detect_every=8)  # = VideoConfig().detect_every (tested)
     return pipeline_options(track(stack_options(_OPTIONS, fn)))
 
 

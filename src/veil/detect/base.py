@@ -35,6 +35,13 @@ class Detector(abc.ABC):
         skip the extra passes it makes for small faces. Default: :meth:`detect`."""
         return self.detect(image)
 
+    def detect_keyframe(self, image: np.ndarray) -> Faces:
+        """Full detection on a video key frame: speed mode runs it only every few frames
+        and tracks faces in between, so a detector may look harder here than
+        :meth:`detect` does on every image (CenterFace takes weaker small-face proposals).
+        Default: :meth:`detect`."""
+        return self.detect(image)
+
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[Faces]:
         """Detect on several images; backends that can batch override this."""
         return [self.detect(im) for im in images]

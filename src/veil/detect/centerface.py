@@ -47,7 +47,8 @@ def default_model_path() -> Path:
     return path
 
 
-_MAX_REQUESTS = 6  # input shapes kept planned per thread
+_MAX_REQUESTS = 12  # input shapes kept planned per thread (frames, windows, batches)
+_WINDOW_BATCH = 8  # small-face windows per inference call
 
 
 class _OpenVINO:
@@ -88,8 +89,9 @@ class _OpenVINO:
         return state
 
     def __call__(self, image: np.ndarray) -> list[np.ndarray]:
-        """Outputs for one RGB ``uint8 (H, W, 3)`` image (sides multiples of 32)."""
-        blob = image[None]
+        """Outputs for one RGB ``uint8 (H, W, 3)`` image or a batch ``(N, H, W, 3)``
+        (sides multiples of 32)."""
+        blob = image[None] if image.ndim == 3 else image
         state = getattr(self._local, "state", None) or self._compile()
         compiled, requests = state
         # one infer request per input shape: a request whose shape changes re-plans its
@@ -126,8 +128,10 @@ class _OnnxRuntime:
         self.name = "onnxruntime"
 
     def __call__(self, image: np.ndarray) -> list[np.ndarray]:
-        """Outputs for one RGB ``uint8 (H, W, 3)`` image (sides multiples of 32)."""
-        blob = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
+        """Outputs for one RGB ``uint8 (H, W, 3)`` image or a batch ``(N, H, W, 3)``
+        (sides multiples of 32)."""
+        batch = image[None] if image.ndim == 3 else image
+        blob = np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
         return list(self.session.run(None, {self.input_name: blob}))
 
 
@@ -163,6 +167,11 @@ class CenterFace(Detector):
             ``threshold`` still leaves a weak peak). ``0`` upscales the whole image.
             When windows would add up to more than 80% of the image, the whole image is
             used instead.
+        keyframe_proposal_threshold: ``proposal_threshold`` of :meth:`detect_keyframe`
+            (video key frames, every few frames in speed mode): on 24-px faces in video
+            0.02 found them in 84% of frames against 67% at 0.05, for ~10% more time
+            per pass on a street scene. Never above ``proposal_threshold`` (``None``:
+            the same).
         window: side of those squares in native pixels; faces up to half of it are found.
         nms_iou: IoU above which overlapping boxes are fused.
         backend: ``"auto"`` (OpenVINO if installed, else ONNX Runtime), ``"openvino"``,
@@ -181,6 +190,7 @@ class CenterFace(Detector):
         upscale_below: int = 0,
         max_pixels: int = 4_000_000,
         proposal_threshold: float = 0.05,
+        keyframe_proposal_threshold: float | None = 0.02,
         window: int = 64,
         nms_iou: float = 0.3,
         backend: str = "auto",
@@ -196,6 +206,12 @@ class CenterFace(Detector):
         self.upscale_below = upscale_below
         self.max_pixels = max_pixels
         self.proposal_threshold = proposal_threshold
+        keyframe = (
+            proposal_threshold
+            if keyframe_proposal_threshold is None
+            else keyframe_proposal_threshold
+        )
+        self.keyframe_proposal_threshold = min(keyframe, proposal_threshold)
         self.window = window
         self.nms_iou = nms_iou
         path = Path(model_path) if model_path is not None else default_model_path()
@@ -221,17 +237,25 @@ class CenterFace(Detector):
             "upscale": self.upscale,
             "upscale_below": self.upscale_below,
             "proposal_threshold": self.proposal_threshold,
+            "keyframe_proposal_threshold": self.keyframe_proposal_threshold,
             "model": self.model_path.name,
         }
 
     def detect(self, image: np.ndarray) -> Faces:
+        return self._detect(image, self.proposal_threshold)
+
+    def detect_keyframe(self, image: np.ndarray) -> Faces:
+        """:meth:`detect` with ``keyframe_proposal_threshold``."""
+        return self._detect(image, self.keyframe_proposal_threshold)
+
+    def _detect(self, image: np.ndarray, proposal_threshold: float) -> Faces:
         check_image(image)
         h, w = image.shape[:2]
         native, heat = self._forward(image)
         passes = [native]
         scale = self._upscale_for(h, w)
         if scale > 1.0:
-            passes.append(self._small_face_pass(image, heat, scale, native))
+            passes.append(self._small_face_pass(image, heat, scale, native, proposal_threshold))
         return self._fuse(Faces.merge(passes)).clip((h, w))
 
     def detect_window(self, image: np.ndarray) -> Faces:
@@ -249,30 +273,42 @@ class CenterFace(Detector):
         return float(self.upscale)
 
     def _small_face_pass(
-        self, image: np.ndarray, heat: np.ndarray, scale: float, native: Faces
+        self,
+        image: np.ndarray,
+        heat: np.ndarray,
+        scale: float,
+        native: Faces,
+        proposal_threshold: float,
     ) -> Faces:
-        """Second look at ``scale`` x: on windows around weak native responses, or on the
-        whole image when windows would cost about as much (or ``proposal_threshold`` is 0)."""
+        """Second look at ``scale`` x: on windows around native responses above
+        ``proposal_threshold``, or on the whole image when windows would cost about as
+        much (or the threshold is 0)."""
         h, w = image.shape[:2]
-        centres = _proposals(heat, self.proposal_threshold, (h, w))
+        centres = _proposals(heat, proposal_threshold, (h, w))
         centres = centres[~_inside(centres, native[native.sizes >= self.window / 2.5].xyxy)]
         win = min(self.window, h, w)
         side = -(-round(win * scale) // 32) * 32
         full = h * w * scale**2
         whole_fits = full <= self.max_pixels
-        if self.proposal_threshold <= 0 or (whole_fits and len(centres) * side**2 > 0.9 * full):
+        if proposal_threshold <= 0 or (whole_fits and len(centres) * side**2 > 0.9 * full):
             budget = min(scale, float(np.sqrt(self.max_pixels / (h * w))))
             return self._run_scaled(image, budget) if budget > 1.0 else Faces.empty()
         x0 = np.clip(centres[:, 0] - win // 2, 0, w - win).astype(int)
         y0 = np.clip(centres[:, 1] - win // 2, 0, h - win).astype(int)
         found = []
-        # one window per call: a single input shape (OpenVINO plans each new shape once)
-        # and no padding waste
-        for x, y in zip(x0, y0, strict=True):
-            crop = cv2.resize(image[y : y + win, x : x + win], (side, side))
-            heat_i, scale_i, offset_i, lms_i = self._infer(crop)
-            faces = _decode(heat_i[0, 0], scale_i[0], offset_i[0], lms_i[0], self.threshold)
-            found.append(self._window_faces(faces, side / win, (x, y), win, (h, w)))
+        # windows of one size, up to _WINDOW_BATCH per call (a batch costs ~0.6x as much
+        # per window as one call each); batch sizes 1, 2, 4 or 8, so few shapes get planned
+        origins = list(zip(x0.tolist(), y0.tolist(), strict=True))
+        while origins:
+            n = min(_WINDOW_BATCH, 1 << (len(origins).bit_length() - 1))
+            chunk, origins = origins[:n], origins[n:]
+            crops = np.stack(
+                [cv2.resize(image[y : y + win, x : x + win], (side, side)) for x, y in chunk]
+            )
+            heat, scale_map, offset, lms = self._infer(crops)
+            for i, origin in enumerate(chunk):
+                faces = _decode(heat[i, 0], scale_map[i], offset[i], lms[i], self.threshold)
+                found.append(self._window_faces(faces, side / win, origin, win, (h, w)))
         return Faces.merge(found)
 
     @staticmethod
@@ -307,7 +343,8 @@ class CenterFace(Detector):
         return faces
 
     def _infer(self, image: np.ndarray) -> list[np.ndarray]:
-        """The model's outputs for an RGB ``uint8 (H, W, 3)`` image, sides multiples of 32."""
+        """The model's outputs for an RGB ``uint8 (H, W, 3)`` image or a batch of them
+        ``(N, H, W, 3)``, sides multiples of 32."""
         try:
             return self._runner(np.ascontiguousarray(image))
         except Exception as exc:

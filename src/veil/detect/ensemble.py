@@ -63,6 +63,10 @@ class Ensemble(Detector):
         check_image(image)
         return self._vote([m.detect_window(image) for m in self.members])
 
+    def detect_keyframe(self, image: np.ndarray) -> Faces:
+        check_image(image)
+        return self._vote([m.detect_keyframe(image) for m in self.members])
+
     def _vote(self, found: list[Faces]) -> Faces:
         source = np.concatenate([np.full(len(f), i) for i, f in enumerate(found)])
         merged = Faces.merge([Faces(xyxy=f.xyxy, scores=f.scores) for f in found])
