@@ -103,9 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--budget",
         action="store_true",
-        help="with --transcode: time one full-resolution CenterFace pass (one thread) on "
-        "frames of each clip and print the fps that decode + encode + veil's default full "
-        "passes (every 4th frame) alone would allow on this machine's cores",
+        help="with --transcode: time one full-resolution CenterFace key-frame pass (one "
+        "thread) on frames of each clip and print the fps that decode + encode + veil's "
+        "default full passes alone would allow on this machine's cores",
     )
     ap.add_argument(
         "--transcode",
@@ -165,9 +165,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _budgets(rows: list[dict[str, object]], work: Path) -> list[dict[str, object]]:
     """Lower bound on the CPU time of ``veil video`` (defaults) per clip: the transcode
-    row's CPU seconds plus one single-threaded CenterFace pass (median of 9 frames) times
-    the number of frames speed mode runs the full detector on (every 4th; scene cuts
-    add more). Window searches, tracking and anonymization come on top."""
+    row's CPU seconds plus one single-threaded CenterFace key-frame pass (median of 9
+    frames) times the number of frames speed mode runs it on (every ``detect_every``-th;
+    scene cuts add more). Window searches, tracking and anonymization come on top."""
     from veil.detect.centerface import CenterFace
     from veil.io.video import VideoReader
     from veil.video import VideoConfig
@@ -179,11 +179,11 @@ def _budgets(rows: list[dict[str, object]], work: Path) -> list[dict[str, object
             continue
         with VideoReader(work / f"{r['clip']}.mp4") as reader:
             frames = [f.image for i, f in zip(range(90), reader, strict=False) if i % 10 == 0]
-        detector.detect(frames[0])  # plan the input shape once
+        detector.detect_keyframe(frames[0])  # plan the input shape once
         times = []
         for image in frames:
             start = time.perf_counter()
-            detector.detect(image)
+            detector.detect_keyframe(image)
             times.append(time.perf_counter() - start)
         n = int(r["source_frames"])  # type: ignore[call-overload]
         passes = -(-n // every)
