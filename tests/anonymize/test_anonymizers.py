@@ -323,3 +323,40 @@ def test_shrink_by_averages_blocks_and_enlarge_by_restores_the_size(h: int, w: i
     assert (shrink_by(flat, k) == 77).all()
     assert enlarge_by(small, k, image.shape).shape == image.shape
     assert (enlarge_by(shrink_by(flat, k), k, flat.shape) == 77).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    k=st.integers(2, 40),
+    small_hw=st.tuples(st.integers(2, 40), st.integers(2, 40)),
+    corners=st.tuples(st.floats(0, 1), st.floats(0, 1), st.floats(0, 1), st.floats(0, 1)),
+    seed=st.integers(0, 2**16),
+)
+def test_enlarge_part_is_exactly_that_part_of_enlarge_by(
+    k: int, small_hw: tuple[int, int], corners: tuple[float, ...], seed: int
+) -> None:
+    from veil.anonymize.filters import enlarge_by, enlarge_part
+
+    small = np.random.default_rng(seed).integers(0, 256, (*small_hw, 3), dtype=np.uint8)
+    h, w = small_hw[0] * k - k // 2, small_hw[1] * k - k // 3
+    ya, yb = sorted(int(c * (h - 1)) for c in corners[:2])
+    xa, xb = sorted(int(c * (w - 1)) for c in corners[2:])
+    box = (ya, yb + 1, xa, xb + 1)
+    full = enlarge_by(small, k, (h, w))
+    np.testing.assert_array_equal(enlarge_part(small, k, box), full[ya : yb + 1, xa : xb + 1])
+
+
+def test_gaussian_blurs_the_masked_part_as_a_whole_patch_blur_would() -> None:
+    from veil.anonymize.filters import GaussianBlur, enlarge_by, shrink_by
+
+    image, _ = astronaut()
+    patch = np.ascontiguousarray(image[:300, 100:400])
+    mask = np.zeros(patch.shape[:2], bool)
+    mask[100:220, 90:200] = True
+    blur = GaussianBlur()
+    out = blur.transform(patch, mask, 120.0, np.random.default_rng(0))
+    sigma = blur.sigma(120.0)
+    k = int(sigma // 4)
+    small = cv2.GaussianBlur(shrink_by(patch, k), (0, 0), np.sqrt((sigma / k) ** 2 - 1 / 12))
+    whole = enlarge_by(small, k, patch.shape)
+    np.testing.assert_array_equal(out[mask], whole[mask])

@@ -49,6 +49,27 @@ def enlarge_by(small: np.ndarray, k: int, hw: tuple[int, ...]) -> np.ndarray:
     return cv2.resize(small, size, interpolation=cv2.INTER_LINEAR)[: int(hw[0]), : int(hw[1])]
 
 
+def enlarge_part(small: np.ndarray, k: int, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Rows ``y0:y1`` and columns ``x0:x1`` (``box = (y0, y1, x0, x1)``) of
+    :func:`enlarge_by` ``(small, k, ...)``, computed from the small pixels around them
+    only: the same values (a ``k``-times linear enlargement uses the same weights at
+    every block), for a fraction of the work when the box is a small part."""
+    y0, y1, x0, x1 = box
+    r0, c0 = max(0, y0 // k - 1), max(0, x0 // k - 1)
+    r1, c1 = min(small.shape[0], (y1 - 1) // k + 2), min(small.shape[1], (x1 - 1) // k + 2)
+    size = ((c1 - c0) * k, (r1 - r0) * k)
+    big = cv2.resize(small[r0:r1, c0:c1], size, interpolation=cv2.INTER_LINEAR)
+    return big[y0 - r0 * k : y1 - r0 * k, x0 - c0 * k : x1 - c0 * k]
+
+
+def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """``(y0, y1, x0, x1)`` bounding the true pixels of ``bool (h, w)``, ``None`` if none."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not len(rows):
+        return None
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
 def enlarge(small: np.ndarray, hw: tuple[int, ...], *, cubic: bool = False) -> np.ndarray:
     """``small`` resized to ``hw[:2]`` (``(h, w)``) with linear or cubic interpolation."""
     interpolation = cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR
@@ -81,7 +102,17 @@ class GaussianBlur(Anonymizer):
         # area averaging already blurs with a box of variance 1/12 (small pixels)
         small_sigma = math.sqrt(max((sigma / k) ** 2 - 1 / 12, 0.25))
         blurred = cv2.GaussianBlur(small, (0, 0), small_sigma)
-        return enlarge_by(blurred, k, patch.shape) if k > 1 else blurred
+        if k == 1:
+            return blurred
+        # only the masked part is used: enlarge just that (the context margin around a
+        # face, 3 sigma on each side, is most of the patch)
+        box = mask_box(mask)
+        if box is None:
+            return patch
+        y0, y1, x0, x1 = box
+        out = patch.copy()
+        out[y0:y1, x0:x1] = enlarge_part(blurred, k, box)
+        return out
 
 
 class MedianBlur(Anonymizer):

@@ -107,8 +107,15 @@ class YUV420:
                 )
             if changed is None:  # max over channels: a reduction over axis 2 is slow
                 changed = (after != before).view(np.uint8).max(axis=2).view(bool)
-            if not changed.any():
+            rows = np.flatnonzero(changed.any(axis=1))
+            if not len(rows):
                 continue
+            cols = np.flatnonzero(changed.any(axis=0))
+            # convert back only the even-aligned bounding box of the changed pixels
+            top, left = rows[0] // 2 * 2, cols[0] // 2 * 2
+            bottom, right = -(-(rows[-1] + 1) // 2) * 2, -(-(cols[-1] + 1) // 2) * 2
+            after, changed = after[top:bottom, left:right], changed[top:bottom, left:right]
+            y0, x0, y1, x1 = y0 + top, x0 + left, y0 + bottom, x0 + right
             h, w = y1 - y0, x1 - x0
             i420 = cv2.cvtColor(np.ascontiguousarray(after), cv2.COLOR_RGB2YUV_I420)
             ny = i420[:h]
