@@ -9,8 +9,8 @@ modes, as ``veil rgbd`` runs them:
 - ``off``: every frame on its own (``--no-tracking``);
 - ``tracking``: detection on every frame, tracking fills misses (``--max-age 15``) and the
   look-ahead fills the frames before a first detection (``--lookahead 8``): the default;
-- ``speed``: ``VideoConfig()``'s speed mode, full detection every 4 frames, window search
-  around uncertain tracks in between (``--detect-every 4``).
+- ``speed``: ``VideoConfig()``'s speed mode, full detection every 8 frames, window search
+  around uncertain tracks in between (``--detect-every 8``).
 
 Reported per mode, over head-frames (one person's visible head in one frame, >= 30 px):
 

@@ -117,7 +117,7 @@ def test_partial_update_does_not_mark_unsearched_tracks_missed() -> None:
     for _ in range(2):
         t.update(Faces(xyxy=two, scores=np.ones(2, np.float32)))
     up = t.upcoming()
-    assert up.shape == (2, 4) and np.allclose(up, two, atol=3)  # grown by 10%
+    assert up.shape == (2, 4) and np.allclose(up, two, atol=3)  # grown by 5%
     assert np.allclose(t.upcoming([2]), two[1:], atol=3)
     out = t.update(Faces(xyxy=two[:1], scores=np.ones(1, np.float32)), searched=[1])
     assert sorted(out.track_id.tolist()) == [1, 2]  # type: ignore[union-attr]

@@ -107,7 +107,10 @@ class Tracker:
             (Kalman measurement noise ``smoothing / (1 - smoothing) / 20`` of face size).
         max_shift: each edge of a smoothed box stays within this fraction of the face size
             of its detection (0.025 keeps IoU with the detection above about 0.9).
-        grow_when_lost: a lost track's box grows by this fraction per lost frame (capped at 2x).
+        grow_when_lost: a lost track's box grows by this fraction per lost frame (capped at
+            2x). 0.05 rather than 0.1 with key frames every 8th frame: fewer spurious new
+            tracks (grown boxes match detections worse), 48% less masked area and fewer
+            bare frames on the coverage clips.
         uncertain_after: frames of prediction after which :meth:`needs_detection` asks for
             the detector (speed mode).
         search_backoff: a track predicted for longer is looked for (:meth:`to_confirm`)
@@ -127,7 +130,7 @@ class Tracker:
         max_distance: float = 1.0,
         smoothing: float = 0.5,
         max_shift: float = 0.025,
-        grow_when_lost: float = 0.1,
+        grow_when_lost: float = 0.05,
         uncertain_after: int = 5,
         search_backoff: int = 3,
     ) -> None:
