@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from veil.anonymize.base import ANONYMIZERS
-from veil.boxes import box_iou, fuse_boxes, nms, scale_boxes
+from veil.boxes import box_iou, fuse_boxes, mask_box, nms, scale_boxes
 from veil.config import AnonymizerConfig, DetectorConfig, RunConfig
 from veil.detect.base import DETECTORS
 from veil.errors import ConfigError
@@ -62,3 +62,10 @@ def test_run_config_round_trips_and_rejects_bad_values() -> None:
         RunConfig.from_dict({"detector": {"colour": 1}})
     with pytest.raises(ConfigError):
         DetectorConfig(threshold=2)
+
+
+def test_mask_box_bounds_the_true_pixels() -> None:
+    mask = np.zeros((10, 12), bool)
+    assert mask_box(mask) is None
+    mask[2, 3] = mask[6, 9] = True
+    assert mask_box(mask) == (2, 7, 3, 10)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["box_iou", "fuse_boxes", "nms", "scale_boxes"]
+__all__ = ["box_iou", "fuse_boxes", "mask_box", "nms", "scale_boxes"]
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -69,3 +69,11 @@ def scale_boxes(xyxy: np.ndarray, factor: float | np.ndarray) -> np.ndarray:
     centre = (xyxy[:, :2] + xyxy[:, 2:]) / 2
     half = (xyxy[:, 2:] - xyxy[:, :2]) / 2 * np.asarray(factor, np.float32).reshape(-1, 1)
     return np.concatenate([centre - half, centre + half], axis=1)
+
+
+def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """``(y0, y1, x0, x1)`` bounding the true pixels of ``bool (h, w)``, ``None`` if none."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not len(rows):
+        return None
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from veil.anonymize.base import Anonymizer, kernel_size
+from veil.boxes import mask_box
 from veil.errors import ConfigError
 
 __all__ = ["BilateralBlur", "BoxBlur", "GaussianBlur", "MedianBlur"]
@@ -60,14 +61,6 @@ def enlarge_part(small: np.ndarray, k: int, box: tuple[int, int, int, int]) -> n
     size = ((c1 - c0) * k, (r1 - r0) * k)
     big = cv2.resize(small[r0:r1, c0:c1], size, interpolation=cv2.INTER_LINEAR)
     return big[y0 - r0 * k : y1 - r0 * k, x0 - c0 * k : x1 - c0 * k]
-
-
-def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """``(y0, y1, x0, x1)`` bounding the true pixels of ``bool (h, w)``, ``None`` if none."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if not len(rows):
-        return None
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
 def enlarge(small: np.ndarray, hw: tuple[int, ...], *, cubic: bool = False) -> np.ndarray:

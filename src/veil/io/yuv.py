@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
+from veil.boxes import mask_box
 from veil.errors import InputError
 
 __all__ = ["YUV420", "as_rgb", "merge_boxes"]
@@ -107,13 +108,13 @@ class YUV420:
                 )
             if changed is None:  # max over channels: a reduction over axis 2 is slow
                 changed = (after != before).view(np.uint8).max(axis=2).view(bool)
-            rows = np.flatnonzero(changed.any(axis=1))
-            if not len(rows):
+            bounds = mask_box(changed)
+            if bounds is None:
                 continue
-            cols = np.flatnonzero(changed.any(axis=0))
             # convert back only the even-aligned bounding box of the changed pixels
-            top, left = rows[0] // 2 * 2, cols[0] // 2 * 2
-            bottom, right = -(-(rows[-1] + 1) // 2) * 2, -(-(cols[-1] + 1) // 2) * 2
+            top, bottom, left, right = bounds
+            top, left = top // 2 * 2, left // 2 * 2
+            bottom, right = -(-bottom // 2) * 2, -(-right // 2) * 2
             after, changed = after[top:bottom, left:right], changed[top:bottom, left:right]
             y0, x0, y1, x1 = y0 + top, x0 + left, y0 + bottom, x0 + right
             h, w = y1 - y0, x1 - x0

@@ -216,14 +216,13 @@ class Tracker:
         false detection) stays masked at its predicted, growing box until ``max_age`` or
         the next full detection either way; searching for it on every frame would cost a
         window per frame and track for nothing."""
-        hits, u, every = max(self.min_hits, 2), self.uncertain_after, self.search_backoff
-        return [t.track_id for t in self._tracks if t.recheck or self._due(t, hits, u, every)]
+        return [t.track_id for t in self._tracks if t.recheck or self._search_due(t)]
 
-    @staticmethod
-    def _due(t: _Track, hits: int, u: int, every: int) -> bool:
-        if t.hits < hits:
+    def _search_due(self, t: _Track) -> bool:
+        if t.hits < max(self.min_hits, 2):  # new: two looks for its second detection
             return t.lost < 2
-        return t.lost > u and (t.lost - u - 1) % every == 0
+        u = self.uncertain_after
+        return t.lost > u and (t.lost - u - 1) % self.search_backoff == 0
 
     def upcoming(self, ids: Collection[int] | None = None) -> np.ndarray:
         """``float32 (k, 4)``: where each live track (or each of ``ids``, in track order)
