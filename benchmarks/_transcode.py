@@ -34,10 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     reader = VideoReader(args.src, yuv=True)
     frames: queue.Queue[object] = queue.Queue(8)
 
-    def decode() -> None:
-        with reader:
-            for item in reader:
-                frames.put(item)
+    def decode() -> None:  # a decode error is handed over, so the encoder never waits forever
+        try:
+            with reader:
+                for item in reader:
+                    frames.put(item)
+        except BaseException as exc:
+            frames.put(exc)
         frames.put(_END)
 
     thread = threading.Thread(target=decode, daemon=True)
@@ -45,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     opts = {"codec": defaults.codec, "crf": args.crf, "preset": args.preset}
     with VideoWriter(args.dst, reader.info, source=args.src, **opts) as writer:
         while (item := frames.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item  # the writer removes its partial output
             writer.write(item.image, item.pts, item.duration)  # type: ignore[attr-defined]
     thread.join()
     return 0

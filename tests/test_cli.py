@@ -121,6 +121,7 @@ def test_output_onto_input_is_refused(tmp_path: Path, face_image) -> None:  # ty
         (["anonymize", "{img}", "--method", "sparkles"], "unknown anonymizer"),
         (["anonymize", "{img}", "--detector", "nope"], "unknown detector"),
         (["anonymize", "{img}", "--detector", "haar", "--no-upscale"], "centerface"),
+        (["anonymize", "{img}", "-d", "haar", "--small-face-proposals", "0.1"], "centerface"),
     ],
 )
 def test_usage_errors(tmp_path: Path, face_image, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]

@@ -88,6 +88,8 @@ def test_bad_input_is_a_clear_error_with_no_output(
         (("--method", "nope"), "unknown anonymizer"),
         (("--preset", "warp"), "preset"),
         (("-d", "haar", "--no-upscale"), "centerface"),
+        (("-d", "haar", "--small-face-proposals", "0.02"), "centerface"),
+        (("--small-face-proposals", "1"), "small-face-proposals"),
     ],
 )
 def test_bad_options_exit_2(clip: Path, args: tuple[str, ...], message: str) -> None:

@@ -67,6 +67,8 @@ def test_bad_input_is_input_error(name: str, bad: object) -> None:
     [
         ({"threshold": 0}, ConfigError),
         ({"upscale": -1}, ConfigError),
+        ({"proposal_threshold": 1.5}, ConfigError),
+        ({"keyframe_proposal_threshold": -0.1}, ConfigError),
         ({"backend": "tpu"}, ConfigError),
         ({"model_path": "/nonexistent/centerface.onnx"}, BackendError),
     ],

@@ -58,7 +58,7 @@ _DETECTOR_OPTIONS = [
     click.option(
         "--small-face-proposals",
         "proposal_threshold",
-        type=click.FloatRange(0, 1, min_open=True),
+        type=click.FloatRange(0, 1, min_open=True, max_open=True),
         default=None,
         help="centerface: heat-map score from which the small-face pass takes a second "
         "look at 2x (default 0.05 on images, 0.02 on video key frames); lower finds "

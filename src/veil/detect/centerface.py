@@ -201,6 +201,12 @@ class CenterFace(Detector):
             raise ConfigError(f"centerface threshold must be within (0, 1), got {threshold}")
         if upscale < 0 or upscale > 8:
             raise ConfigError(f"centerface upscale must be within [0, 8], got {upscale}")
+        for name, value in [
+            ("proposal_threshold", proposal_threshold),
+            ("keyframe_proposal_threshold", keyframe_proposal_threshold),
+        ]:
+            if value is not None and not 0.0 <= value < 1.0:
+                raise ConfigError(f"centerface {name} must be within [0, 1), got {value}")
         self.threshold = threshold
         self.upscale = upscale
         self.upscale_below = upscale_below
