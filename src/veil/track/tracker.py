@@ -109,7 +109,7 @@ class Tracker:
             of its detection (0.025 keeps IoU with the detection above about 0.9).
         grow_when_lost: a lost track's box grows by this fraction per lost frame (capped at
             2x). 0.05 rather than 0.1 with key frames every 8th frame: fewer spurious new
-            tracks (grown boxes match detections worse), 48% less masked area and fewer
+            tracks (grown boxes match detections worse), less masked area and fewer
             bare frames on the coverage clips.
         uncertain_after: frames of prediction after which :meth:`needs_detection` asks for
             the detector (speed mode).
