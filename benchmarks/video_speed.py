@@ -1,5 +1,9 @@
 """Whole-command video speed: ``veil video`` (defaults) against deface 1.5, same clips, same run.
 
+Speed is stated as a ratio against deface measured in the same run on the same machine
+(``x deface`` and ``x deface-cv`` = ``deface --backend opencv``), and every table starts
+with the CPU model: a frames/s figure from one machine is not a property of veil.
+
 Each tool runs as one command on a clip (model loading, decoding, audio copy, encoding
 included); frames/s = clip frames / wall seconds; peak RSS of the child process comes from
 ``os.wait4``. deface's defaults drop the audio (imageio writes video only), noted in the
@@ -10,6 +14,10 @@ to make). Example::
     python benchmarks/video_speed.py --seconds 10 --repeat 3
     python benchmarks/video_speed.py --skip-deface --transcode --budget --repeat 3
     python benchmarks/video_speed.py --veil-args "--detect-every 3" --skip-deface
+    python benchmarks/video_speed.py --seconds 6 --real ../shared/data/videos/ntu*.avi
+
+``--real`` clips are real footage (the file scaled to each size and played back and forth
+to the wanted length, a tone as audio, no faces pasted in).
 """
 
 from __future__ import annotations
@@ -17,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import statistics
 import subprocess
@@ -30,6 +37,7 @@ import av
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _clips
+import _machine
 
 BIN_DIR = Path(sys.executable).parent
 SIZES = {"720p": (1280, 720), "1080p": (1920, 1080), "4K": (3840, 2160)}
@@ -58,6 +66,8 @@ def frames_and_audio(path: Path) -> tuple[int, bool]:
 def commands(tool: str, src: Path, dst: Path, veil_args: list[str]) -> list[str]:
     if tool == "deface":
         return [str(BIN_DIR / "deface"), str(src), "-o", str(dst)]
+    if tool == "deface-cv":
+        return [str(BIN_DIR / "deface"), str(src), "-o", str(dst), "--backend", "opencv"]
     if tool == "transcode":  # decode + encode only: the floor (see _transcode.py)
         return [sys.executable, str(Path(__file__).parent / "_transcode.py"), str(src), str(dst)]
     return [str(BIN_DIR / "veil"), "video", str(src), "-o", str(dst), "--overwrite", "-q"] + (
@@ -72,7 +82,8 @@ def measure(
     of that run, the largest RSS."""
     dst = work / f"{clip.stem}.{tool.replace('+', '_')}.mp4"
     cmd = commands(tool, clip, dst, veil_args)
-    runs = [run(cmd) for _ in range(1 if tool == "deface" else repeat)]  # deface is slow
+    slow = tool.startswith("deface")
+    runs = [run(cmd) for _ in range(1 if slow else repeat)]  # deface is slow
     seconds, rss = statistics.median(r[0] for r in runs), max(r[1] for r in runs)
     cpu = next(r[2] for r in runs if r[0] == seconds) if len(runs) % 2 else None
     frames, audio = frames_and_audio(dst)
@@ -99,7 +110,21 @@ def main(argv: list[str] | None = None) -> int:
         "--sizes", default="720p,1080p", help='comma list of 720p,1080p,4K ("" with --memory)'
     )
     ap.add_argument("--veil-args", default="", help='extra row, e.g. "--detect-every 3"')
-    ap.add_argument("--skip-deface", action="store_true")
+    ap.add_argument("--skip-deface", action="store_true", help="no deface rows at all")
+    ap.add_argument(
+        "--deface",
+        default="deface,deface-cv",
+        help="comma list of deface rows: deface (its default ONNX backend) and deface-cv "
+        "(--backend opencv)",
+    )
+    ap.add_argument(
+        "--real",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="real clips: each is scaled to every size of --sizes (no faces pasted in)",
+    )
+    ap.add_argument("--no-synthetic", action="store_true", help="only the --real clips at --sizes")
     ap.add_argument(
         "--budget",
         action="store_true",
@@ -124,34 +149,43 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     tools = ["veil"] + (["veil+args"] if args.veil_args else [])
     if not args.skip_deface:
-        tools.append("deface")
+        tools += [t for t in args.deface.split(",") if t]
     if args.transcode:
         tools.append("transcode")
     work = args.work or Path(tempfile.mkdtemp(prefix="veil-video-speed-"))
     work.mkdir(parents=True, exist_ok=True)
     veil_args = shlex.split(args.veil_args)
     rows = []
-    jobs = [(s, args.seconds, False, tools) for s in args.sizes.split(",") if s]
+    sizes = [s for s in args.sizes.split(",") if s]
+    jobs: list[tuple[str, float, bool, list[str], Path | None]] = []
+    if not args.no_synthetic:
+        jobs += [(s, args.seconds, False, tools, None) for s in sizes]
+    jobs += [(s, args.seconds, False, tools, real) for real in args.real for s in sizes]
     if args.memory:
-        jobs += [("4K", args.fourk_seconds, False, ["veil"])]
-        jobs += [("720p", args.long_minutes * 60, True, ["veil"])]
-    for name, seconds, synthetic, job_tools in jobs:
-        clip = work / f"{name}_{seconds:g}s{'_synthetic' if synthetic else ''}.mp4"
+        jobs += [("4K", args.fourk_seconds, False, ["veil"], None)]
+        jobs += [("720p", args.long_minutes * 60, True, ["veil"], None)]
+    print(f"# {_machine.describe()}", file=sys.stderr, flush=True)
+    for name, seconds, synthetic, job_tools, real in jobs:
+        tag = f"_{real.stem}" if real else ("_synthetic" if synthetic else "")
+        clip = work / f"{name}_{seconds:g}s{tag}.mp4"
         if not clip.exists():
             _clips.make_clip(
                 clip,
                 size=SIZES[name],
                 seconds=seconds,
-                background=args.background,
+                background=real or args.background,
                 face_dir=args.faces,
+                faces=0 if real else 4,
                 synthetic=synthetic,
             )
         for tool in job_tools:
             rows.append(measure(tool, clip, work, veil_args, args.repeat))
             print(_row(rows[-1]), file=sys.stderr, flush=True)
     budgets = _budgets(rows, work) if args.budget else []
+    _ratios(rows)
     if args.json:
-        print(json.dumps({"machine": _machine(), "rows": rows, "budget": budgets}, indent=1))
+        machine = {"cpu": _machine.cpu_model(), "describe": _machine.describe()}
+        print(json.dumps({"machine": machine, "rows": rows, "budget": budgets}, indent=1))
     else:
         _table(rows)
         for b in budgets:
@@ -203,29 +237,34 @@ def _budgets(rows: list[dict[str, object]], work: Path) -> list[dict[str, object
     return out
 
 
+def _ratios(rows: list[dict[str, object]]) -> None:
+    """Each row's speed as a multiple of each deface row's on the same clip (same run)."""
+    for r in rows:
+        for ref in ("deface", "deface-cv"):
+            base = next((b for b in rows if b["clip"] == r["clip"] and b["tool"] == ref), None)
+            if base is not None:
+                r[f"x_{ref}"] = round(float(base["seconds"]) / float(r["seconds"]), 2)  # type: ignore[arg-type]
+
+
 def _row(r: dict[str, object]) -> str:
     audio = "yes" if r["audio_kept"] else "NO"
     return (
-        f"{r['clip']:<24} {r['tool']:<10} {r['frames']!s:>6} {r['seconds']!s:>8} "
-        f"{r['fps']!s:>7} {r['cpu_seconds']!s:>7} {r['peak_rss_mib']!s:>8} {audio:>6}"
+        f"{r['clip']:<34} {r['tool']:<10} {r['frames']!s:>6} {r['seconds']!s:>8} "
+        f"{r['fps']!s:>7} {r.get('x_deface', '-')!s:>8} {r.get('x_deface-cv', '-')!s:>10} "
+        f"{r['cpu_seconds']!s:>7} {r['peak_rss_mib']!s:>8} {audio:>6}"
     )
 
 
 def _table(rows: list[dict[str, object]]) -> None:
-    print(f"# {_machine()}")
+    print(f"# {_machine.describe()}")
     print(
-        f"{'clip':<24} {'tool':<10} {'frames':>6} {'seconds':>8} {'fps':>7} {'CPU s':>7} "
-        f"{'RSS MiB':>8} {'audio':>6}"
+        f"{'clip':<34} {'tool':<10} {'frames':>6} {'seconds':>8} {'fps':>7} {'x deface':>8} "
+        f"{'x deface-cv':>10} {'CPU s':>7} {'RSS MiB':>8} {'audio':>6}"
     )
     for r in rows:
         print(_row(r))
     for r in rows:
         print(f"# {r['tool']}: {r['command']}  (runs: {r['runs']} s)")
-
-
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 if __name__ == "__main__":
