@@ -32,6 +32,9 @@ from PIL import Image, ImageDraw, ImageOps
 from veil.errors import InputError
 from veil.evaluate import SIZE_BINS, CoverageReport, GTImage, evaluate_pair, load_ground_truth
 
+sys.path.insert(0, str(Path(__file__).parent))
+import _machine
+
 log = logging.getLogger("benchmarks.coverage")
 
 DEFAULT_DATASETS = ("../shared/data/faces-street", "../shared/data/faces-crowd-wider200")
@@ -205,6 +208,7 @@ def table(results: Sequence[Result]) -> str:
         *(f"{b}px" for b in SIZE_BINS),
         "outside %",
         "img/s",
+        "x deface",
         "missing",
     ]
     rows = [head]
@@ -224,13 +228,23 @@ def table(results: Sequence[Result]) -> str:
                 *bins,
                 f"{100 * rep.mean_outside:.2f}",
                 f"{r.images_per_second:.2f}",
+                _ratio(r, results),
                 str(rep.missing),
             ]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.insert(0, f"# {_machine.describe()}")
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _ratio(r: Result, results: Sequence[Result]) -> str:
+    """Speed against deface on the same dataset in the same run (wall time ratio)."""
+    base = next((b for b in results if b.dataset == r.dataset and b.tool == "deface"), None)
+    if base is None or base.error is not None or np.isnan(base.seconds) or np.isnan(r.seconds):
+        return "-"
+    return f"{base.seconds / r.seconds:.2f}"
 
 
 def to_json(
@@ -240,6 +254,8 @@ def to_json(
         "command": shlex.join(["python", "benchmarks/coverage.py", *argv]),
         "settings": {"tol": args.tol, "sigma": args.sigma, "limit": args.limit},
         "machine": {
+            "cpu": _machine.cpu_model(),
+            "flags": _machine.cpu_flags(),
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
