@@ -115,3 +115,41 @@ def test_cli_defaults_are_the_video_config_defaults() -> None:
     for name in ("detect_every", "max_age", "lookahead", "on_error", "crf", "preset", "codec"):
         assert params[name] == getattr(defaults, name), name
     assert defaults.lookahead >= defaults.detect_every - 1  # backfill covers the gap
+
+
+def _truncated(tmp_path: Path, frames: int = 40) -> Path:
+    """A clip whose index (moov) sits at the front, cut to 60% of its bytes: the
+    container still declares every frame but only some can be decoded."""
+    import av
+
+    whole = make_video(tmp_path / "whole.mp4", frames=frames, size=(160, 120), audio=False)
+    front = tmp_path / "front.mp4"
+    with (
+        av.open(str(whole)) as src,
+        av.open(str(front), "w", options={"movflags": "faststart"}) as dst,
+    ):
+        stream = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(video=0):
+            if packet.dts is not None:
+                packet.stream = stream
+                dst.mux(packet)
+    cut = tmp_path / "cut.mp4"
+    data = front.read_bytes()
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    return cut
+
+
+def test_lost_frames_fail_with_no_output_unless_allowed(tmp_path: Path) -> None:
+    cut = _truncated(tmp_path)
+    assert probe_video(cut).frame_count == 40
+    out = tmp_path / "out.mp4"
+    result = invoke(cut, "-o", out, "-q")
+    assert result.exit_code == 1, result.output
+    assert "of 40 frames could be decoded" in result.output
+    assert not out.exists() and not list(tmp_path.glob(".*partial*"))
+
+    result = invoke(cut, "-o", out, "--allow-partial")
+    assert result.exit_code == 0, result.output
+    written = probe_video(out).frame_count
+    assert 0 < written < 40
+    assert f"{written} of 40 frames" in result.output

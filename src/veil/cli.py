@@ -15,7 +15,7 @@ from veil.anonymize.base import ANONYMIZERS
 from veil.commands.options import detector_config, detector_options, pipeline_options, run_config
 from veil.config import OutputConfig
 from veil.detect.base import DETECTORS
-from veil.errors import VeilError
+from veil.errors import MissingExtraError, VeilError
 from veil.runner import FileOutcome, ImageRunner, RunSummary, plan_jobs
 
 EXIT_SOME_FAILED = 1
@@ -26,7 +26,21 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Group(click.Group):
+    """The top-level group: a missing optional dependency anywhere is a usage error
+    (exit 2) whose message names the install command, never a traceback or exit 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MissingExtraError as exc:
+            _fail(str(exc))
+
+
+@click.group(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="veil")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 def main(verbose: int) -> None:
@@ -199,11 +213,25 @@ def detect(inputs: tuple[Path, ...], output: Path | None, **options: Any) -> Non
 
 @main.command()
 def methods() -> None:
-    """List detectors and anonymization methods (plug-ins included)."""
+    """List detectors and anonymization methods (plug-ins included), and which ones need
+    an optional extra that is not installed (with the command that installs it)."""
+    from veil.errors import extra_packages
+
     for title, registry in (("detectors", DETECTORS), ("anonymizers", ANONYMIZERS)):
         click.echo(f"{title}:")
         for name in registry.names():
-            click.echo(f"  {name:14} {registry.summary(name)}")
+            line = f"  {name:14} {registry.summary(name)}"
+            missing = registry.missing(name)
+            if missing is None and registry.extra(name):
+                line += f"  (extra: {registry.extra(name)}, installed)"
+            elif missing is not None:
+                extra, modules = missing
+                packages = " ".join(f"'{p}'" for p in extra_packages(extra) or modules)
+                line += (
+                    f"  [NOT INSTALLED: needs {', '.join(modules)}: pip install {packages}, "
+                    f"or pip install '.[{extra}]' in a clone]"
+                )
+            click.echo(line)
 
 
 @main.command()

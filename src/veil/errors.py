@@ -22,6 +22,7 @@ __all__ = [
     "MissingExtraError",
     "OutputError",
     "VeilError",
+    "extra_packages",
 ]
 
 
@@ -38,15 +39,38 @@ class ConfigError(VeilError, ValueError):
 
 
 class MissingExtraError(VeilError, ImportError):
-    """An optional dependency is missing; the message names the ``pip install`` to run."""
+    """An optional dependency is missing; the message names a ``pip install`` that works
+    however veil was installed: the extra's own packages (read from veil's metadata), and
+    ``pip install '.[extra]'`` for a clone (``veil[extra]`` only resolves on an index)."""
 
     def __init__(self, package: str, extra: str, feature: str) -> None:
         self.package = package
         self.extra = extra
+        packages = extra_packages(extra)
+        self.command = "pip install " + " ".join(f"'{p}'" for p in packages or [package])
+        clone = f" (in a clone of veil: pip install '.[{extra}]')" if packages else ""
         super().__init__(
             f"{feature} needs the '{package}' package, which is not installed: "
-            f"pip install 'veil[{extra}]'"
+            f"{self.command}{clone}"
         )
+
+
+def extra_packages(extra: str) -> list[str]:
+    """The requirements behind veil's optional ``extra`` (empty when veil's metadata does
+    not list it: a core dependency, or veil not installed)."""
+    import re
+    from importlib import metadata
+
+    try:
+        requires = metadata.requires("veil") or []
+    except metadata.PackageNotFoundError:
+        requires = []
+    wanted = []
+    for req in requires:
+        spec, _, marker = req.partition(";")
+        if re.search(rf"extra\s*==\s*[\"']{re.escape(extra)}[\"']", marker):
+            wanted.append(spec.strip().replace(" ", ""))
+    return wanted
 
 
 class BackendError(VeilError, RuntimeError):

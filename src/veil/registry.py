@@ -11,6 +11,7 @@ in the group ``veil.detectors`` or ``veil.anonymizers``::
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
@@ -29,12 +30,37 @@ class Registry(Generic[T]):
         self.group = group
         self._targets: dict[str, str | type[T]] = {}
         self._summaries: dict[str, str] = {}
+        self._needs: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._plugins_loaded = False
 
-    def register(self, name: str, target: str | type[T], summary: str = "") -> None:
-        """Register ``target`` (a class or a ``"module:Class"`` string) under ``name``."""
+    def register(
+        self,
+        name: str,
+        target: str | type[T],
+        summary: str = "",
+        *,
+        extra: str | None = None,
+        modules: tuple[str, ...] = (),
+    ) -> None:
+        """Register ``target`` (a class or a ``"module:Class"`` string) under ``name``;
+        ``extra`` names the optional extra whose importable ``modules`` it needs."""
         self._targets[name] = target
         self._summaries[name] = summary
+        if extra is not None:
+            self._needs[name] = (extra, modules)
+
+    def extra(self, name: str) -> str | None:
+        """The optional extra ``name`` needs, if any."""
+        return self._needs[name][0] if name in self._needs else None
+
+    def missing(self, name: str) -> tuple[str, list[str]] | None:
+        """``(extra, modules not importable)`` when ``name`` needs an extra that is not
+        installed, else ``None``. Looks the modules up without importing them."""
+        if name not in self._needs:
+            return None
+        extra, modules = self._needs[name]
+        absent = [m for m in modules if not _importable(m)]
+        return (extra, absent) if absent else None
 
     def _load_plugins(self) -> None:
         if self._plugins_loaded:
@@ -75,3 +101,10 @@ class Registry(Generic[T]):
             return cls(**options)
         except TypeError as exc:
             raise ConfigError(f"{self.kind} {name!r}: bad options {options}: {exc}") from exc
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package missing, or a blocked module
+        return False

@@ -131,16 +131,32 @@ def _jobs_for(
 
 
 def check_targets(jobs: Sequence[Job]) -> None:
-    """Refuse outputs that would overwrite an input or collide with each other."""
+    """Refuse outputs that would overwrite an input, collide with each other, or land
+    below an existing file (``-o afile`` for a folder): before any work starts."""
     sources = {j.source.resolve() for j in jobs}
     seen: set[Path] = set()
+    folders: set[Path] = set()
     for job in jobs:
+        _check_folder(job.target.parent, folders)
         target = job.target.resolve()
         if target in sources:
             raise OutputError(f"{job.target}: output would overwrite an input file")
         if target in seen:
             raise OutputError(f"{job.target}: two inputs would write the same output file")
         seen.add(target)
+
+
+def _check_folder(folder: Path, checked: set[Path]) -> None:
+    """``folder`` can be created: no existing part of it is a file (checked once each)."""
+    for part in [folder, *folder.parents]:
+        if part in checked:
+            return
+        if part.exists():
+            if not part.is_dir():
+                raise OutputError(f"cannot write into {part}: it is a file, not a folder")
+            checked.add(part)
+            return
+        checked.add(part)
 
 
 def file_sha256(path: Path) -> str:

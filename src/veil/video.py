@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from veil.config import RunConfig
-from veil.errors import BackendError, ConfigError, VeilError
+from veil.errors import BackendError, ConfigError, InputError, VeilError
 from veil.io.video import VideoReader
 from veil.io.video_writer import VideoWriter, check_writer_options
 from veil.io.yuv import YUV420, as_rgb
@@ -80,6 +80,9 @@ class VideoConfig:
         queue_size: frames each inter-stage queue holds.
         yuv: keep yuv420p frames as decoded (RGB only for detection and face crops;
             pixels away from faces are copied exactly); off, every frame goes through RGB.
+        allow_partial: a video whose container declares more frames than could be
+            decoded (truncated, corrupt) still gets an output of the frames that were
+            decoded; off (default), it fails with no output, naming how many were lost.
     """
 
     detect_every: int = 8
@@ -94,6 +97,7 @@ class VideoConfig:
     keep_metadata: bool = False
     queue_size: int = 8
     yuv: bool = True
+    allow_partial: bool = False
 
     def __post_init__(self) -> None:
         checks = {
@@ -280,11 +284,13 @@ class VideoReport:
     frames where at least one face was masked only by tracking (predicted or backfilled
     box, the detector did not find it there);
     ``frames_without_detection``: frames with nothing masked at all (no face detected or
-    tracked); ``detection_failures``: frames obscured or dropped by the ``on_error`` policy.
+    tracked); ``detection_failures``: frames obscured or dropped by the ``on_error`` policy;
+    ``frames_expected``: frames the container declares (0 = it does not say).
     """
 
     frames_in: int
     frames_out: int
+    frames_expected: int
     decode_errors: tuple[tuple[int, str], ...]
     frames_detected: int
     frames_searched: int
@@ -388,6 +394,7 @@ def anonymize_video(
         tally = Tally(lines)
         try:
             _run_stages(reader, writer, FrameAnonymizer(pipeline, video), tally, progress)
+            _check_complete(src, reader, video.allow_partial)
             writer.close()
         except BaseException:
             writer.abort()
@@ -397,6 +404,18 @@ def anonymize_video(
             header = audit_header(src, dst, pipeline, video, report, tally)
             write_audit(Path(audit), header, lines)
     return report
+
+
+def _check_complete(src: Path, reader: VideoReader, allow_partial: bool) -> None:
+    """Lost frames are a failure: fewer frames decoded than the container declares
+    raises InputError (the caller then writes nothing) unless ``allow_partial``."""
+    expected, read = reader.info.frame_count, reader.frames_read
+    if expected and read < expected:
+        detail = f"; first error: {reader.errors[0][1]}" if reader.errors else ""
+        message = f"{src}: only {read} of {expected} frames could be decoded{detail}"
+        if not allow_partial:
+            raise InputError(f"{message} (--allow-partial keeps the frames that were decoded)")
+        log.warning("%s; writing the %d decoded frames (allow_partial)", message, read)
 
 
 def _writer_options(video: VideoConfig) -> dict[str, Any]:
@@ -472,6 +491,7 @@ def _report(reader: VideoReader, tally: Tally, seconds: float) -> VideoReport:
     return VideoReport(
         frames_in=reader.frames_read,
         frames_out=c["out"],
+        frames_expected=reader.info.frame_count,
         decode_errors=tuple(reader.errors),
         frames_detected=c["detected"],
         frames_searched=c["searched"],

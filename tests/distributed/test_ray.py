@@ -140,7 +140,9 @@ def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     from veil.errors import MissingExtraError
 
     monkeypatch.setitem(sys.modules, "ray", None)
-    with pytest.raises(MissingExtraError, match=r"veil\[ray\]"):
+    with pytest.raises(
+        MissingExtraError, match=r"pip install .* \(in a clone of veil: pip install '\.\[ray\]'\)"
+    ):
         ray_engine._ray()
 
 

@@ -92,7 +92,10 @@ def test_report_without_matplotlib_names_the_extra(
     from veil.evaluate.report import write_report
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(MissingExtraError, match=r"veil\[report\]"):
+    with pytest.raises(
+        MissingExtraError,
+        match=r"pip install .* \(in a clone of veil: pip install '\.\[report\]'\)",
+    ):
         write_report([compared["data"]], tmp_path / "r.html")
 
 

@@ -128,7 +128,14 @@ for _name, _target, _summary in [
     (
         "synthetic",
         "veil.anonymize.synthetic:SyntheticFace",
-        "a face of no one (k-Same average) warped onto the face's own landmarks (extra: dlib)",
+        "a face of no one (k-Same average) warped onto the face's own landmarks",
     ),
 ]:
     ANONYMIZERS.register(_name, _target, _summary)
+ANONYMIZERS.register(
+    "synthetic",
+    "veil.anonymize.synthetic:SyntheticFace",
+    ANONYMIZERS.summary("synthetic"),
+    extra="dlib",
+    modules=("dlib", "face_recognition_models"),
+)

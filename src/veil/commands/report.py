@@ -19,7 +19,8 @@ def report(results: tuple[Path, ...], output: Path) -> None:
     """Write an HTML report of `veil eval compare` / `veil eval video` JSON results.
 
     Plots are embedded (base64 PNG) and the page loads nothing from elsewhere; the numbers
-    are also written next to it as OUTPUT.json and OUTPUT.csv. Needs: pip install 'veil[report]'.
+    are also written next to it as OUTPUT.json and OUTPUT.csv. Needs matplotlib:
+    pip install matplotlib (in a clone of veil: pip install '.[report]').
     """
     from veil.evaluate.report import load_results, write_report
 

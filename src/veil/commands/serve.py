@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from veil.config import RunConfig
-from veil.errors import VeilError
+from veil.errors import MissingExtraError, VeilError
 
 __all__ = ["serve"]
 
@@ -87,8 +87,10 @@ def serve(host: str, port: int, token: str | None, no_auth: bool, **o: Any) -> N
             config=_run_config(o["settings_file"], o["detector"], o["method"]),
         )
         app = create_app(settings)
-    except ImportError as exc:
-        raise click.ClickException(f"{exc} (pip install 'veil[serve]')") from exc
+    except MissingExtraError:
+        raise
+    except ImportError as exc:  # uvicorn, or anything the serve extra brings
+        raise MissingExtraError(exc.name or "uvicorn", "serve", "veil serve") from exc
     except VeilError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"veil: serving on http://{host}:{port}/", err=True)

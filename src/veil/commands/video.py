@@ -99,7 +99,8 @@ def _fail(message: str, code: int = EXIT_USAGE) -> None:
 def _summary(outcome: VideoOutcome) -> str:
     r = outcome.report
     assert r is not None
-    parts = [f"veil: wrote {outcome.job.target}: {r.frames_out} frames, {r.tracks} face tracks"]
+    frames = f"{r.frames_out} of {r.frames_expected}" if r.frames_expected else f"{r.frames_out}"
+    parts = [f"veil: wrote {outcome.job.target}: {frames} frames, {r.tracks} face tracks"]
     parts.append(f"{r.fps:.1f} frames/s")
     if r.detection_failures:
         parts.append(f"{r.detection_failures} frames obscured or dropped (detection failed)")
@@ -152,6 +153,13 @@ _OPTIONS: list[Any] = [
     ),
     click.option("--report", is_flag=True, help="Write OUTPUT.audit.json (per-frame boxes)."),
     click.option("--overwrite", is_flag=True, help="Replace an existing output."),
+    click.option(
+        "--allow-partial",
+        is_flag=True,
+        help="A video with frames that cannot be decoded (truncated, corrupt) still gets "
+        "an output of the decoded frames (exit 0, a warning). Default: it fails, exit 1, "
+        "no output, and the error says how many frames were lost.",
+    ),
     click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary."),
 ]
 
@@ -225,5 +233,6 @@ def _configs(o: dict[str, Any]) -> tuple[RunConfig, VideoConfig]:
         preset=o["preset"],
         keep_audio=not o["no_audio"],
         keep_metadata=o["keep_metadata"],
+        allow_partial=o["allow_partial"],
     )
     return config, video_config

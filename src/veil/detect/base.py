@@ -58,6 +58,11 @@ DETECTORS.register(
 DETECTORS.register(
     "haar", "veil.detect.haar:HaarCascade", "OpenCV Haar ensemble: frontal+alt+profile, flipped"
 )
-DETECTORS.register("dlib-hog", "veil.detect.dlib:DlibHOG", "dlib HOG + SVM (extra: dlib)")
-DETECTORS.register("dlib-cnn", "veil.detect.dlib:DlibCNN", "dlib MMOD CNN (extra: dlib), slow")
+_DLIB = ("dlib", "face_recognition_models")
+DETECTORS.register(
+    "dlib-hog", "veil.detect.dlib:DlibHOG", "dlib HOG + SVM", extra="dlib", modules=("dlib",)
+)
+DETECTORS.register(
+    "dlib-cnn", "veil.detect.dlib:DlibCNN", "dlib MMOD CNN, slow", extra="dlib", modules=_DLIB
+)
 DETECTORS.register("ensemble", "veil.detect.ensemble:Ensemble", "several detectors, boxes fused")
