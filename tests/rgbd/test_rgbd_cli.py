@@ -299,3 +299,25 @@ def test_help_documents_sequence_options(cli: click.Group) -> None:
     assert res.exit_code == 0
     for text in ("--head-margin METRES", "--no-tracking", "--detect-every", "--lookahead"):
         assert text in res.output
+
+
+def test_missing_intrinsics_are_warned_about(
+    tmp_path: Path, cli: click.Group, walking: Path
+) -> None:
+    out = tmp_path / "out"
+    with_k = CliRunner().invoke(cli, ["rgbd", str(walking), "-o", str(out), "--heads"])
+    assert with_k.exit_code == 0, with_k.output
+    assert "no intrinsics" not in with_k.output
+    bare = tmp_path / "bare"
+    for sub in ("color", "depth"):
+        (bare / sub).mkdir(parents=True)
+        for f in sorted((walking / sub).iterdir())[:2]:
+            (bare / sub / f.name).write_bytes(f.read_bytes())
+    res = CliRunner().invoke(cli, ["rgbd", str(bare), "-o", str(tmp_path / "o2"), "--heads"])
+    assert res.exit_code == 0, res.output
+    assert "warning: no intrinsics" in res.output and "Kinect-like lens" in res.output
+
+
+def test_help_does_not_recommend_a_depth_shift(cli: click.Group) -> None:
+    text = " ".join(CliRunner().invoke(cli, ["rgbd", "--help"]).output.split())
+    assert "Keep 0,0" in text and "--head-margin 0.04" in text

@@ -142,8 +142,12 @@ def _write_label(path: Path, labels: Any) -> None:
     "--depth-shift",
     default="0,0",
     show_default=True,
-    help="Move depth DX,DY pixels onto the colour image (for sensors whose colour and "
-    "depth are not aligned; e.g. -16,0 for the PCL Kinect frame).",
+    help="Move depth DX,DY pixels onto the colour image, for colour and depth that are "
+    "not registered. Keep 0,0 unless masks visibly miss heads: a constant shift is right "
+    "at one distance only (on the PCL Kinect frame -16,0 removed false heads but left "
+    "hair at the side of near heads bare, where 0,0 covered it). To check, anonymize one "
+    "pair with --method solid and look at the heads; where hair or an edge stays bare, "
+    "--head-margin 0.04 (metres) covers it better than a shift.",
 )
 @click.option(
     "--no-tracking",
@@ -193,6 +197,19 @@ def rgbd_command(source: Path, output: Path, no_tracking: bool, **options: Any) 
     try:
         pairs = pair_inputs(source, options["depth_source"])
         job = _Job.build(source, options)
+        if job.intrinsics is None:
+            click.echo(
+                "veil: warning: no intrinsics (--intrinsics FILE, or intrinsics.json beside "
+                "SOURCE): head masks are not held to a metric head size"
+                + (
+                    ", and heads without a face are looked for with a Kinect-like lens "
+                    "(focal length 0.82 x image width, ~63 degrees wide): with another "
+                    "lens they can be missed"
+                    if options["heads"]
+                    else ""
+                ),
+                err=True,
+            )
         video = None if no_tracking else _video_config(options)
     except VeilError as exc:
         _fail(str(exc))
