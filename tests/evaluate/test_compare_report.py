@@ -102,3 +102,35 @@ def test_report_without_matplotlib_names_the_extra(
 def test_compare_refuses_an_unknown_method(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown method 'nope'"):
         compare_methods(["nope"], identity_set=tmp_path, work_dir=tmp_path)
+
+
+def test_limit_samples_across_people() -> None:
+    from veil.evaluate.compare import across_people
+
+    rels = [f"{p}/{i}.jpg" for p in ("ann", "bob", "cat") for i in range(4)]
+    assert across_people(rels, 4) == ["ann/0.jpg", "ann/1.jpg", "bob/0.jpg", "bob/1.jpg"]
+    six = across_people(rels, 6)
+    assert {r.split("/")[0] for r in six} == {"ann", "bob", "cat"}
+    assert across_people(rels, 8)[6:] == ["ann/2.jpg", "ann/3.jpg"]
+    assert across_people(rels, None) == rels and across_people(rels, 99) == rels
+
+
+def test_report_without_identity_set_says_so(tmp_path: Path) -> None:
+    from veil.evaluate.report import write_report
+
+    root = tmp_path / "sets"
+    cov, _ = _sets(root)
+    result = compare_methods(["gaussian"], coverage_set=cov, attacks=(), work_dir=root / "w")
+    page = write_report([result.to_dict()], tmp_path / "r.html")[0].read_text()
+    assert "no identity set given" in page
+    assert page.count('<img src="data:image/png;base64,') == 1  # coverage bins only
+
+
+def test_compare_table_has_a_legend(tmp_path: Path) -> None:
+    from veil.cli import main
+
+    cov, _ = _sets(tmp_path)
+    args = ["eval", "compare", "--methods", "gaussian", "--coverage-set", str(cov)]
+    res = CliRunner().invoke(main, [*args, "--work-dir", str(tmp_path / "w")])
+    assert res.exit_code == 0, res.output
+    assert "recall<10px" in res.output and "the same for faces under 10 px" in res.output

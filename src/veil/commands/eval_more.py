@@ -179,6 +179,23 @@ def _externals(values: tuple[str, ...]) -> dict[str, Path]:
     return out
 
 
+COMPARE_COLUMNS = [
+    ("method", "anonymization method"),
+    ("recall", "coverage set: share of faces covered (>= 90% of the face ellipse changed)"),
+    ("recall<10px", "the same for faces under 10 px"),
+    ("outside", "share of pixels changed outside the faces (collateral)"),
+    ("leak", "identity set: share of faces within dlib distance 0.6 of their original"),
+    ("leak worst", "the same after the strongest of the four attacks"),
+    ("band", "privacy band from the worst leak (DeepPrivacy2's bands)"),
+    ("SSIM out", "structural similarity outside the masks (1 = untouched)"),
+    ("SSIM in", "structural similarity inside the masks"),
+    ("LM err", "landmark error / inter-ocular distance (lower = pose and expression kept)"),
+    ("re-detect", "share of anonymized faces CenterFace still finds (a face is still there)"),
+    ("people kept", "HOG person detections agreeing before/after (people still findable)"),
+    ("s/img", "seconds per image"),
+]
+
+
 @click.command()
 @click.option(
     "--methods", default="gaussian,pixelate", show_default=True, help="Comma-separated, or 'all'."
@@ -196,7 +213,13 @@ def _externals(values: tuple[str, ...]) -> dict[str, Path]:
 @click.option(
     "--attacks", default="all", show_default=True, help="Comma-separated, 'all' or 'none'."
 )
-@click.option("--limit", type=click.IntRange(1), default=None, help="First N images of each set.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1),
+    default=None,
+    help="N images of each set: the first N of the coverage set; of the identity set, two "
+    "images of each person in turn, so N spreads over N/2 people.",
+)
 @click.option(
     "--work-dir", type=click.Path(path_type=Path), default=None, help="Outputs (default: temp)."
 )
@@ -253,8 +276,7 @@ def compare(
         return
     data = result.to_dict()
     click.echo(", ".join(f"{k}: {v}" for k, v in result.sets.items() if v is not None))
-    header = ["method", "recall", "R<10px", "outside", "d<0.6", "d<0.6 worst", "band"]
-    header += ["SSIM out", "SSIM in", "LM err", "re-det", "people", "s/img"]
+    header = [h for h, _ in COMPARE_COLUMNS]
     rows = []
     for r in result.rows:
         f = flat_row(r.to_dict())
@@ -264,6 +286,7 @@ def compare(
         util += [_pct(f["redetection"]), _pct(f["people_agreement"])]
         rows.append([f["method"], *pcts, f["band"] or "-", *util, _f(f["seconds_per_image"])])
     _table(header, rows)
+    click.echo("\n".join(f"  {h:<12} {meaning}" for h, meaning in COMPARE_COLUMNS))
     _listed(
         "methods that could not run", [f"{r.method}: {r.error}" for r in result.rows if r.error]
     )

@@ -152,12 +152,32 @@ def _png(root: Path, rel: str) -> Path:
     return (root / rel).with_suffix(".png")
 
 
+def across_people(rels: Sequence[str], limit: int | None, per_round: int = 2) -> list[str]:
+    """Up to ``limit`` of ``rels`` (``person/image`` paths) spread over as many people as
+    possible: ``per_round`` images of each person in turn (two, so each sampled person can
+    be re-identified), then the next two of each, and so on; order kept within a person.
+    ``None`` keeps all."""
+    if limit is None or limit >= len(rels):
+        return list(rels)
+    people: dict[str, list[str]] = {}
+    for rel in rels:
+        people.setdefault(rel.rsplit("/", 1)[0] if "/" in rel else "", []).append(rel)
+    picked: list[str] = []
+    for start in range(0, max(len(v) for v in people.values()), per_round):
+        for images in people.values():
+            picked += images[start : start + per_round][: limit - len(picked)]
+            if len(picked) >= limit:
+                return picked
+    return picked
+
+
 def _identity_subset(identity_set: Path, limit: int | None, work_dir: Path) -> list[str]:
-    """The first ``limit`` identity images, copied under ``work_dir/_originals/identity``."""
+    """``limit`` identity images sampled across people (:func:`across_people`), copied
+    under ``work_dir/_originals/identity``."""
     if not identity_set.is_dir():
         raise InputError(f"identity set {identity_set}: not a folder")
     rels = [p.relative_to(identity_set).as_posix() for p in iter_image_files(identity_set)]
-    rels = rels[:limit]
+    rels = across_people(rels, limit)
     if not rels:
         raise InputError(f"identity set {identity_set}: no image files")
     for rel in rels:

@@ -207,7 +207,15 @@ def write_report(results: Sequence[dict[str, Any]], out: str | Path) -> list[Pat
     parts.append(f'<p class="note">inputs: {sources or "-"}</p>')
     if rows:
         parts += ["<h2>methods</h2>", _table(rows)]
-        parts += ["<h2>privacy vs utility</h2>", _privacy_utility(rows)]
+        parts.append("<h2>privacy vs utility</h2>")
+        if any(r.get("within_0.6_worst") is not None for r in rows):
+            parts.append(_privacy_utility(rows))
+        else:
+            parts.append(
+                '<p class="note">no identity set given: identity leakage was not measured, '
+                "so there is nothing to plot here (run <code>veil eval compare "
+                "--identity-set PEOPLE_DIR</code>)</p>"
+            )
         if any(r.get("recall") is not None for r in rows):
             parts += ["<h2>coverage by face size</h2>", _coverage_bins(rows)]
     for r in results:
