@@ -155,15 +155,16 @@ def test_sample_then_anonymize(tmp_path: Path) -> None:
 
 def test_folder_with_a_video_gets_both_anonymized(tmp_path: Path, face_image) -> None:  # type: ignore[no-untyped-def]
     from veil.io.video import probe_video
-    from video_factory import make_video
+    from video_factory import face_change, face_video
 
     src = tmp_path / "in"
     save(src / "a.png", face_image[0])
     (src / "clips").mkdir()
-    make_video(src / "clips" / "c.mp4", frames=6, size=(96, 64), audio=True)
+    _, boxes = face_video(src / "clips" / "c.mp4", frames=6, size=(160, 120), audio=True)
     out = tmp_path / "out"
     result = run("anonymize", src, "-o", out, "-q")
     assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
-    assert (out / "a.png").is_file()
+    assert face_changed(load(out / "a.png"), face_image[0].astype(int), face_image[1]) > 15
     info = probe_video(out / "clips" / "c.mp4")
-    assert info.has_audio and (info.width, info.height) == (96, 64)
+    assert info.has_audio and (info.width, info.height) == (160, 120)
+    assert min(face_change(src / "clips" / "c.mp4", out / "clips" / "c.mp4", boxes)) > 15

@@ -144,3 +144,63 @@ def _write_subtitles(out: av.container.OutputContainer, stream: av.Stream, secon
         pkt.duration = int(Fraction(seconds) / 2 / tb)
         pkt.stream = stream
         out.mux(pkt)
+
+
+def face_video(
+    path: str | Path,
+    *,
+    frames: int = 8,
+    size: tuple[int, int] = (320, 240),
+    fps: int = 25,
+    audio: bool = True,
+) -> tuple[Path, list[np.ndarray]]:
+    """A clip with a real face (the astronaut photo, moving right 4 px per frame) over
+    noise; returns the path and each frame's face box ``xyxy int (4,)``, so a test of an
+    outer layer can check the face itself changed, not only that frames were re-encoded.
+    """
+    path = Path(path)
+    w, h = size
+    boxes: list[np.ndarray] = []
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "12"})
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        aus = _add_audio(out, path.suffix) if audio else None
+        for i in range(frames):
+            img, box = _face_frame(i, size)
+            boxes.append(box)
+            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+            vf.pts, vf.time_base = i, Fraction(1, fps)
+            out.mux(vs.encode(vf))
+        out.mux(vs.encode(None))
+        if aus is not None:
+            _write_tone(out, aus, frames / fps)
+    return path, boxes
+
+
+def _face_frame(i: int, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    from factories import face_on_canvas
+
+    w, h = size
+    img, box = face_on_canvas(scale=0.6 * h / 240, offset=(10 + 4 * i, 0), canvas=(h, w))
+    return img, box.astype(int)
+
+
+def face_video_boxes(frames: int = 8, size: tuple[int, int] = (320, 240)) -> list[np.ndarray]:
+    """The face boxes of ``face_video(frames=frames, size=size)`` without writing it."""
+    return [_face_frame(i, size)[1] for i in range(frames)]
+
+
+def face_change(src: str | Path, out: str | Path, boxes: list[np.ndarray]) -> list[float]:
+    """Mean absolute grey-level change inside each frame's face box, ``src`` vs ``out``
+    decoded in lockstep (one value per frame of ``boxes``; fails if frames are missing)."""
+
+    def frames(p: str | Path) -> list[np.ndarray]:
+        with av.open(str(p)) as c:
+            return [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+
+    a, b = frames(src), frames(out)
+    assert len(a) == len(b) == len(boxes), (len(a), len(b), len(boxes))
+    return [
+        float(np.abs(x[y0:y1, x0:x1] - y[y0:y1, x0:x1]).mean())
+        for (x0, y0, x1, y1), x, y in zip(boxes, a, b, strict=True)
+    ]

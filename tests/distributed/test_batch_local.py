@@ -12,7 +12,7 @@ from PIL import Image
 from factories import face_on_canvas
 from veil.commands.batch import batch
 from veil.distributed import RUNS_DIR, RunManifest
-from video_factory import make_video
+from video_factory import face_change, face_video, face_video_boxes
 
 N_IMAGES = 6
 
@@ -25,7 +25,7 @@ def make_dataset(root: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image).save(path)
     (root / "clips").mkdir()
-    make_video(root / "clips" / "walk.mp4", frames=8, size=(96, 64), audio=False)
+    face_video(root / "clips" / "walk.mp4", frames=8, size=(160, 120), audio=False)
     return root
 
 
@@ -54,6 +54,10 @@ def test_end_to_end_then_rerun_skips_everything(dataset: Path, tmp_path: Path) -
         "clips/walk.mp4",
     }
     assert all(produced[k] != (dataset / k).read_bytes() for k in produced)
+    walk = face_change(
+        dataset / "clips/walk.mp4", dest / "clips/walk.mp4", face_video_boxes(8, (160, 120))
+    )
+    assert min(walk) > 15  # the face changed in every frame, not only re-encoded
 
     second = invoke(dataset, "-o", dest, "--seed", 3, "-q")
     assert "0 done, 7 skipped, 0 failed" in second.output
