@@ -15,6 +15,7 @@ from veil.evaluate import (
     changed_mask,
     evaluate_pair,
     face_coverage,
+    false_alarms,
     load_ground_truth,
     outside_change,
     size_bin,
@@ -42,6 +43,7 @@ def test_public_names() -> None:
         "changed_mask",
         "face_coverage",
         "outside_change",
+        "false_alarms",
         "size_bin",
         "evaluate_pair",
         "CoverageReport",
@@ -221,3 +223,29 @@ def test_load_ground_truth_rejects_bad_json(tmp_path: Path) -> None:
     gt.write_text('{"pictures": []}')
     with pytest.raises(InputError, match=r"annotations\.json"):
         load_ground_truth(gt)
+
+
+def test_false_alarms_count_changed_regions_away_from_faces() -> None:
+    changed = np.zeros((H, W), dtype=bool)
+    assert false_alarms(changed, [BOX]) == 0
+    changed[10:90, 0:80] = True  # the face itself, grown: not a false alarm
+    assert false_alarms(changed, [BOX]) == 0
+    changed[100:110, 140:150] = True  # one blurred fist
+    assert false_alarms(changed, [BOX]) == 1
+    changed[100:102, 100:102] = True  # a few noisy pixels: too small to count
+    assert false_alarms(changed, [BOX]) == 1
+    assert false_alarms(changed, [BOX], [(140.0, 100.0, 10.0, 10.0)]) == 0  # ignored
+    gappy = np.zeros((H, W), dtype=bool)
+    gappy[100:120:3, 100:120] = True  # one region in stripes: closed into one
+    assert false_alarms(gappy, []) == 1
+
+
+def test_report_counts_false_alarms_per_image() -> None:
+    image = np.full((H, W, 3), 100, np.uint8)
+    out = image.copy()
+    out[100:112, 140:152] = 200
+    report = CoverageReport()
+    report.add(evaluate_pair(image, out, [BOX]))
+    report.add(evaluate_pair(image, image, [BOX]))
+    assert report.false_alarms == 1 and report.false_alarms_per_image == 0.5
+    assert report.to_dict()["false_alarms_per_image"] == 0.5

@@ -36,6 +36,7 @@ __all__ = [
     "changed_mask",
     "evaluate_pair",
     "face_coverage",
+    "false_alarms",
     "load_ground_truth",
     "outside_change",
     "size_bin",
@@ -172,6 +173,28 @@ def outside_change(changed: np.ndarray, boxes_xywh: Any, ignore_xywh: Any = ()) 
     return float((changed & ~inside).sum() / changed.size)
 
 
+def false_alarms(
+    changed: np.ndarray, boxes_xywh: Any, ignore_xywh: Any = (), *, min_area: int = 64
+) -> int:
+    """Changed regions away from every face: the tool's false alarms (a fist, a bag).
+
+    The changed mask is closed (5x5) so one blurred region counts once, the face and
+    ignore boxes grown as in :func:`outside_change` are removed, and each remaining
+    connected region of at least ``min_area`` pixels counts as one false alarm. Meaningful
+    on sets whose boxes list every face (faces-dlib9; WIDER with its ignore boxes).
+    """
+    import cv2
+
+    _check_changed(changed)
+    mask = cv2.morphologyEx(changed.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+    for boxes, name in ((boxes_xywh, "boxes_xywh"), (ignore_xywh, "ignore_xywh")):
+        for x, y, w, h in _as_boxes(boxes, name):
+            rows, cols = _window((x - w / 2, y - h / 2, 2 * w, 2 * h), 0, changed.shape)
+            mask[rows, cols] = 0
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    return int((stats[1:n, cv2.CC_STAT_AREA] >= min_area).sum())
+
+
 def size_bin(height: float) -> str:
     """Name of the size bin of a face whose box HEIGHT is ``height`` px (see :data:`SIZE_BINS`).
 
@@ -192,6 +215,7 @@ class ImageCoverage:
     covered: np.ndarray  # bool (n,), coverage >= threshold
     bins: tuple[str, ...]  # size bin of each face
     outside: float  # share of the outside area that changed, 0-1
+    false_alarms: int = 0  # changed regions away from every face (:func:`false_alarms`)
 
 
 def evaluate_pair(
@@ -217,6 +241,7 @@ def evaluate_pair(
         covered=coverage >= threshold,
         bins=tuple(size_bin(h) for h in faces[:, 3]),
         outside=outside_change(changed, faces, ignore_xywh),
+        false_alarms=false_alarms(changed, faces, ignore_xywh),
     )
 
 
@@ -229,11 +254,13 @@ class CoverageReport:
     faces: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SIZE_BINS, 0))
     covered: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SIZE_BINS, 0))
     outside_sum: float = 0.0
+    false_alarms: int = 0
 
     def add(self, image: ImageCoverage) -> None:
         """Add one image's result."""
         self.images += 1
         self.outside_sum += image.outside
+        self.false_alarms += image.false_alarms
         for name, hit in zip(image.bins, image.covered, strict=True):
             self.faces[name] += 1
             self.covered[name] += int(hit)
@@ -265,6 +292,11 @@ class CoverageReport:
         """Mean over images of the changed share of the outside area; NaN without images."""
         return self.outside_sum / self.images if self.images else float("nan")
 
+    @property
+    def false_alarms_per_image(self) -> float:
+        """Changed regions away from every face, per measured image; NaN without images."""
+        return self.false_alarms / self.images if self.images else float("nan")
+
     def as_rows(self) -> list[tuple[str, str]]:
         """``(label, value)`` rows ready to print."""
         rows = [
@@ -277,6 +309,7 @@ class CoverageReport:
             (f"recall {b}px", f"{r:.3f} (n={n})") for b, (r, n) in self.recall_by_bin().items()
         ]
         rows.append(("outside changed", f"{100 * self.mean_outside:.2f}%"))
+        rows.append(("false alarms / image", f"{self.false_alarms_per_image:.2f}"))
         return rows
 
     def to_dict(self) -> dict[str, Any]:
@@ -294,6 +327,8 @@ class CoverageReport:
                 b: {"recall": num(r), "faces": n} for b, (r, n) in self.recall_by_bin().items()
             },
             "outside_changed": num(self.mean_outside),
+            "false_alarms": self.false_alarms,
+            "false_alarms_per_image": num(self.false_alarms_per_image),
         }
 
 
