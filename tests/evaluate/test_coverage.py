@@ -243,7 +243,7 @@ def test_false_alarms_count_changed_regions_away_from_faces() -> None:
 def test_report_counts_false_alarms_per_image() -> None:
     image = np.full((H, W, 3), 100, np.uint8)
     out = image.copy()
-    out[100:112, 140:152] = 200
+    out[100:112, 140:152] = 200  # > 24 grey levels: counts
     report = CoverageReport()
     report.add(evaluate_pair(image, out, [BOX]))
     report.add(evaluate_pair(image, image, [BOX]))
