@@ -28,9 +28,13 @@ def _sets(root: Path) -> tuple[Path, Path]:
         write_image(cov / "images" / f"{i}.png", image)
         x0, y0, x1, y1 = (float(v) for v in box)
         entries.append({"file": f"images/{i}.png", "faces": [[x0, y0, x1 - x0, y1 - y0]]})
-        for person in ("a", "b"):
-            mirror = person == "b"
-            face, _ = face_on_canvas(offset=(30 + 40 * i, 10), mirror=mirror, seed=i + 5)
+        for person, who in (("a", "astronaut"), ("b", "cameraman")):  # two real people
+            face, _ = face_on_canvas(
+                scale=0.5 if who == "astronaut" else 0.6,
+                offset=(30 + 40 * i, 10) if who == "astronaut" else (-40 + 20 * i, -20),
+                person=who,
+                seed=i + 5,
+            )
             write_image(ident / person / f"{i}.png", face)
     (cov / "annotations.json").write_text(json.dumps({"images": entries}))
     return cov, ident
