@@ -11,6 +11,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[dev,dlib,serve,ray]"
+# MediaPipe's pose model (a .tflite veil runs with OpenVINO; veil never imports mediapipe):
+# --no-deps, since mediapipe's own dependencies are not needed. Without it the real-model
+# test is skipped with the reason.
+.venv/bin/python -m pip install --quiet --no-deps mediapipe==0.10.14 || echo "mediapipe not installed; the real pose-model test will be skipped"
 if [ "${VEIL_SKIP_BROWSER:-0}" != "1" ]; then
     bash scripts/install_browser_test_deps.sh .venv/bin/python || echo "browser test deps not installed; the browser test will be skipped"
 fi

@@ -312,3 +312,23 @@ def test_utility_command_reports_the_person_box_protocol(
     code, output = _cli(tmp_path, "mediapipe")
     assert code == 0, output
     assert "person boxes: ground truth" in output
+
+
+def test_real_mediapipe_model_finds_the_astronauts_pose() -> None:
+    """The real network (when the mediapipe wheel is installed; scripts/test.sh installs
+    it): nose and eyes inside the face, shoulders below it, all confident."""
+    try:
+        model = M.find_mediapipe_pose_model()
+    except InputError as exc:
+        pytest.skip(f"no MediaPipe pose model: {exc}")
+    import skimage.data
+
+    from factories import ASTRONAUT_FACE
+
+    (keypoints,) = M.MediaPipePoseEstimator(model).estimate(skimage.data.astronaut())
+    x0, y0, x1, y1 = ASTRONAUT_FACE
+    for k in (0, 1, 2):  # nose, left eye, right eye
+        x, y, confidence = keypoints[k]
+        assert x0 <= x <= x1 and y0 <= y <= y1 and confidence > 0.5, (k, keypoints[k])
+    for k in (5, 6):  # shoulders
+        assert keypoints[k][1] > y1 and keypoints[k][2] > 0.5, (k, keypoints[k])
