@@ -55,6 +55,7 @@ def int8_model(source: Path, *, build: bool) -> Path | None:
         return path
     if not (build and nncf_installed()):
         return None
+    log.warning("building the int8 CenterFace once with NNCF (about 20-60 s): %s", path)
     try:
         return build_int8_model(source, path)
     except Exception as exc:
