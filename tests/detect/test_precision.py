@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from pathlib import Path
 
@@ -139,6 +140,20 @@ def test_choice_is_cached_reused_and_invalidated(tmp_path: Path) -> None:
     assert len(json.loads(cache.path.read_text())) == 2
 
 
+def test_workers_starting_together_measure_once(tmp_path: Path) -> None:
+    fake = Fake()
+    cands = [fake.candidate("f32", "f32", delay=0.005), fake.candidate("bf16", "bf16")]
+    cache = ChoiceCache(tmp_path / "precision.json")
+    with ThreadPoolExecutor(4) as pool:
+        jobs = [
+            pool.submit(select, cands, INPUTS, decode, key={"k": 1}, cache=cache, budget_s=0.05)
+            for _ in range(4)
+        ]
+        choices = [job.result()[0] for job in jobs]
+    assert sum(c.measured for c in choices) == 1
+    assert {c.name for c in choices} == {"bf16"}
+
+
 def test_unreadable_cache_is_measured_again(tmp_path: Path) -> None:
     fake = Fake()
     cache = ChoiceCache(tmp_path / "precision.json")
@@ -208,3 +223,13 @@ def test_centerface_refuses_what_the_machine_cannot_run(
     with pytest.raises(ConfigError, match="openvino"):
         CenterFace(backend="onnxruntime", precision="bf16")
     assert CenterFace(backend="onnxruntime", precision="f32").backend == "onnxruntime"
+
+
+def test_precision_option_is_for_centerface_only() -> None:
+    from veil.commands.options import detector_config
+
+    opts = {"detector": "centerface", "threshold": None, "precision": "bf16"}
+    assert detector_config(opts).options["precision"] == "bf16"
+    assert "precision" not in detector_config(opts | {"precision": None}).options
+    with pytest.raises(ConfigError, match="--precision"):
+        detector_config(opts | {"detector": "haar"})

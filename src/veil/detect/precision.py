@@ -15,6 +15,7 @@ the inputs and how outputs become boxes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -22,7 +23,7 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,23 @@ class ChoiceCache:
     def key(fields: Mapping[str, Any]) -> str:
         text = json.dumps(dict(fields), sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold an exclusive lock on ``<file>.lock`` (threads and processes): one of
+        several workers starting together measures, the others then read its choice.
+        Without ``fcntl`` or a writable folder, no lock."""
+        try:
+            import fcntl
+
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(self.path.with_name(self.path.name + ".lock"), "a")  # noqa: SIM115
+        except (ImportError, OSError):
+            yield
+            return
+        with fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            yield
 
     def _read(self) -> dict[str, Any]:
         try:
@@ -293,20 +311,34 @@ def select(
 ) -> tuple[Choice, Runner]:
     """The cached choice for ``key`` when it names a candidate that still builds,
     otherwise :func:`measure` (and cache the result)."""
-    by_name = {c.name: c for c in candidates}
-    cached = cache.get(key) if cache is not None else None
-    if cached is not None and cached.name in by_name:
-        try:
-            runner = by_name[cached.name].build()
-            log.info("inference: %s (cached choice: %s)", cached.name, cached.reason)
-            return cached, runner
-        except Exception as exc:
-            log.info("cached choice %s no longer builds (%s); measuring again", cached.name, exc)
+    if cache is None:
+        return _measure_logged(candidates, inputs, decode, budget_s)
+    with cache.lock():
+        by_name = {c.name: c for c in candidates}
+        cached = cache.get(key)
+        if cached is not None and cached.name in by_name:
+            try:
+                runner = by_name[cached.name].build()
+                log.info("inference: %s (cached choice: %s)", cached.name, cached.reason)
+                return cached, runner
+            except Exception as exc:
+                log.info(
+                    "cached choice %s no longer builds (%s); measuring again", cached.name, exc
+                )
+        choice, runner = _measure_logged(candidates, inputs, decode, budget_s)
+        cache.put(key, choice)
+    return choice, runner
+
+
+def _measure_logged(
+    candidates: Sequence[Candidate],
+    inputs: Sequence[np.ndarray],
+    decode: Decode,
+    budget_s: float,
+) -> tuple[Choice, Runner]:
     t0 = time.perf_counter()
     choice, runner = measure(candidates, inputs, decode, budget_s=budget_s)
     log.info("inference: %s; measured in %.1f s", choice.reason, time.perf_counter() - t0)
     for name, why in choice.refused.items():
         log.info("inference: %s refused: %s", name, why)
-    if cache is not None:
-        cache.put(key, choice)
     return choice, runner
