@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -68,21 +68,36 @@ class Fake:
 
 def test_slow_candidate_loses() -> None:
     fake = Fake()
-    cands = [fake.candidate("f32", "f32", delay=0.01), fake.candidate("bf16", "bf16")]
+    cands = [fake.candidate("f32", "f32", delay=0.012), fake.candidate("bf16", "bf16", delay=0.006)]
     choice, _ = measure(cands, INPUTS, decode, budget_s=0.1)
     assert choice.name == "bf16"
     assert choice.timings_ms["f32"] > choice.timings_ms["bf16"]
     fake = Fake()
-    cands = [fake.candidate("f32", "f32"), fake.candidate("bf16", "bf16", delay=0.01)]
-    assert measure(cands, INPUTS, decode, budget_s=0.1)[0].name == "f32"
+    cands = [fake.candidate("f32", "f32", delay=0.006), fake.candidate("bf16", "bf16", delay=0.012)]
+    choice, _ = measure(cands, INPUTS, decode, budget_s=0.1)
+    assert choice.name == "f32" and choice.timings_ms["bf16"] > choice.timings_ms["f32"]
+
+
+def test_much_slower_candidate_is_ruled_out_early() -> None:
+    fake = Fake()
+    cands = [
+        fake.candidate("ov-f32", "f32", delay=0.004),
+        fake.candidate("ort-f32", "f32", delay=0.1),
+        fake.candidate("bf16", "bf16", delay=0.002),
+    ]
+    choice, _ = measure(cands, INPUTS, decode, budget_s=0.05)
+    assert choice.name == "bf16"
+    assert "slower than the fastest" in choice.refused["ort-f32"]
+    assert fake.calls["ort-f32"] == 2  # timed on the smallest input only
+    assert fake.calls["ov-f32"] > 2 * len(INPUTS)
 
 
 def test_faster_candidate_with_other_boxes_is_refused() -> None:
     fake = Fake()
     cands = [
         fake.candidate("f32", "f32", delay=0.01),
-        fake.candidate("int8", "int8", boxes=SHIFTED),
-        fake.candidate("bf16", "bf16", delay=0.005),
+        fake.candidate("int8", "int8", delay=0.004, boxes=SHIFTED),
+        fake.candidate("bf16", "bf16", delay=0.006),
     ]
     choice, _ = measure(cands, INPUTS, decode, budget_s=0.1)
     assert choice.name == "bf16"
@@ -102,7 +117,7 @@ def test_lost_box_counts_extra_boxes_do_not() -> None:
 @pytest.mark.parametrize("fail", ["build", "run"])
 def test_failing_candidate_is_skipped(fail: str) -> None:
     fake = Fake()
-    cands = [fake.candidate("f32", "f32", delay=0.01), fake.candidate("bf16", "bf16", fail=fail)]
+    cands = [fake.candidate("f32", "f32", delay=0.005), fake.candidate("bf16", "bf16", fail=fail)]
     choice, runner = measure(cands, INPUTS, decode, budget_s=0.05)
     assert choice.name == "f32"
     assert "RuntimeError" in choice.refused["bf16"]
@@ -120,7 +135,7 @@ def test_failing_reference_falls_back_to_another_f32() -> None:
 
 def test_choice_is_cached_reused_and_invalidated(tmp_path: Path) -> None:
     fake = Fake()
-    cands = [fake.candidate("f32", "f32", delay=0.01), fake.candidate("bf16", "bf16")]
+    cands = [fake.candidate("f32", "f32", delay=0.01), fake.candidate("bf16", "bf16", delay=0.005)]
     cache = ChoiceCache(tmp_path / "precision.json")
     key = {"cpu": "test CPU", "threads": 2}
     first, _ = select(cands, INPUTS, decode, key=key, cache=cache, budget_s=0.05)
@@ -142,7 +157,7 @@ def test_choice_is_cached_reused_and_invalidated(tmp_path: Path) -> None:
 
 def test_workers_starting_together_measure_once(tmp_path: Path) -> None:
     fake = Fake()
-    cands = [fake.candidate("f32", "f32", delay=0.005), fake.candidate("bf16", "bf16")]
+    cands = [fake.candidate("f32", "f32", delay=0.006), fake.candidate("bf16", "bf16", delay=0.003)]
     cache = ChoiceCache(tmp_path / "precision.json")
     with ThreadPoolExecutor(4) as pool:
         jobs = [

@@ -184,38 +184,67 @@ def _run_all(runner: Runner, inputs: Sequence[np.ndarray], decode: Decode) -> li
     return [b for x in inputs for b in decode(runner(x))]
 
 
-def _check(
-    candidates: Sequence[Candidate], inputs: Sequence[np.ndarray], decode: Decode
-) -> tuple[dict[str, Runner], dict[str, str], str, str, dict[str, float]]:
-    """Build and warm up every candidate and compare its boxes with the first working f32
-    one. Returns (accepted runners, refused reasons, reference name, note, warm-up ms)."""
-    warmup: dict[str, float] = {}
+def _quick(
+    candidates: Sequence[Candidate], probe: np.ndarray, refused: dict[str, str]
+) -> tuple[dict[str, Runner], dict[str, float]]:
+    """Build each candidate and time its second pass on ``probe`` (the first plans the
+    shape); one that fails is refused."""
     runners: dict[str, Runner] = {}
-    found: dict[str, list[np.ndarray]] = {}
-    refused: dict[str, str] = {}
+    quick: dict[str, float] = {}
     for cand in candidates:
         try:
             runner = cand.build()
+            runner(probe)
             t0 = time.perf_counter()
-            found[cand.name] = _run_all(runner, inputs, decode)  # warm-up: shapes planned
-            warmup[cand.name] = 1000 * (time.perf_counter() - t0)
+            runner(probe)
+            quick[cand.name] = 1000 * (time.perf_counter() - t0)
             runners[cand.name] = runner
         except Exception as exc:
             refused[cand.name] = f"failed: {type(exc).__name__}: {exc}"
             log.info("precision candidate %s skipped: %s", cand.name, refused[cand.name])
-    reference = next((c.name for c in candidates if c.precision == "f32" and c.name in found), "")
+    return runners, quick
+
+
+def _check(
+    candidates: Sequence[Candidate], inputs: Sequence[np.ndarray], decode: Decode
+) -> tuple[dict[str, Runner], dict[str, str], str, str]:
+    """Build every candidate, rule out those more than 3x slower than the fastest on the
+    smallest input (except the f32 reference), warm up the others on every input and
+    compare their boxes with the first working f32 one.
+    Returns (accepted runners, refused reasons, reference name, note)."""
+    refused: dict[str, str] = {}
+    probe = min(inputs, key=lambda x: x.size)
+    runners, quick = _quick(candidates, probe, refused)
+    f32 = [c.name for c in candidates if c.precision == "f32" and c.name in runners]
+    fastest = min(quick.values(), default=0.0)
+    shape = "x".join(map(str, probe.shape))
+    for name in list(runners):
+        if name not in f32[:1] and quick[name] > 3 * fastest:
+            refused[name] = (
+                f"{quick[name] / fastest:.1f}x slower than the fastest on a {shape} input "
+                f"({quick[name]:.1f} ms vs {fastest:.1f} ms)"
+            )
+            del runners[name]
+    found: dict[str, list[np.ndarray]] = {}
+    for name in list(runners):
+        try:
+            found[name] = _run_all(runners[name], inputs, decode)  # warm-up: shapes planned
+        except Exception as exc:
+            refused[name] = f"failed: {type(exc).__name__}: {exc}"
+            del runners[name]
+    reference = next((n for n in f32 if n in found), "")
     if not reference:
         raise BackendError(f"no f32 backend could run the model: {refused}")
     ref = found[reference]
-    if sum(len(b) for b in ref) == 0:
-        return {reference: runners[reference]}, refused, reference, "reference found no face", {}
     total = sum(len(b) for b in ref)
+    if total == 0:
+        return {reference: runners[reference]}, refused, reference, "reference found no face"
     for name in list(runners):
         lost = sum(lost_boxes(r, b) for r, b in zip(ref, found[name], strict=True))
         if lost:
             refused[name] = f"boxes differ from {reference}: {lost} of {total} lost (IoU<0.9)"
             del runners[name]
-    return runners, refused, reference, "", warmup
+    return runners, refused, reference, ""
 
 
 def _time_rounds(
@@ -223,20 +252,14 @@ def _time_rounds(
     inputs: Sequence[np.ndarray],
     budget_s: float,
     refused: dict[str, str],
-    warmup: Mapping[str, float],
     min_rounds: int = 3,
     max_rounds: int = 15,
 ) -> dict[str, float]:
     """ms per pass over ``inputs`` for each runner: candidates interleaved (the order
-    rotates every round), the median of each input summed. A candidate whose warm-up took
-    more than 3x the fastest warm-up keeps its warm-up time and is not timed; one more
-    than twice as slow as the best after a round is not timed further; one that raises
-    is refused."""
-    fastest = min((warmup[n] for n in runners if n in warmup), default=0.0)
-    slow = {n: warmup[n] for n in runners if n in warmup and warmup[n] > 3 * fastest}
-    times: dict[str, list[list[float]]] = {
-        n: [[] for _ in inputs] for n in runners if n not in slow
-    }
+    rotates every round), the median of each input summed; at least ``min_rounds``, more
+    while ``budget_s`` lasts. One more than twice as slow as the best after a round is
+    not timed further; one that raises is refused."""
+    times: dict[str, list[list[float]]] = {n: [[] for _ in inputs] for n in runners}
     active = list(times)
     deadline = time.perf_counter() + budget_s
     rounds = 0
@@ -259,7 +282,7 @@ def _time_rounds(
             scores = {n: _score(times[n]) for n in active}
             best = min(scores.values())
             active = [n for n in active if scores[n] <= 2 * best]
-    return {n: _score(t) for n, t in times.items()} | slow
+    return {n: _score(t) for n, t in times.items()}
 
 
 def _score(per_input: Sequence[Sequence[float]]) -> float:
@@ -271,17 +294,17 @@ def measure(
     inputs: Sequence[np.ndarray],
     decode: Decode,
     *,
-    budget_s: float = 1.5,
+    budget_s: float = 1.0,
 ) -> tuple[Choice, Runner]:
     """Choose among ``candidates`` by measurement on ``inputs``; returns the choice and
     the chosen runner. The reference is the first f32 candidate that runs; the others must
     keep every reference box (IoU >= 0.9) and be :data:`MARGIN` faster to replace it.
     Raises ``BackendError`` when no f32 candidate runs."""
-    runners, refused, reference, note, warmup = _check(candidates, inputs, decode)
+    runners, refused, reference, note = _check(candidates, inputs, decode)
     if len(runners) == 1:
         why = note or "the only candidate that runs and keeps every box"
         return Choice(reference, f"{reference}: {why}", {}, refused), runners[reference]
-    timings = _time_rounds(runners, inputs, budget_s, refused, warmup)
+    timings = _time_rounds(runners, inputs, budget_s, refused)
     if reference not in timings:  # the reference failed while timed: the fastest f32 left
         f32 = [c.name for c in candidates if c.precision == "f32" and c.name in timings]
         if not f32:
@@ -307,7 +330,7 @@ def select(
     *,
     key: Mapping[str, Any],
     cache: ChoiceCache | None,
-    budget_s: float = 1.5,
+    budget_s: float = 1.0,
 ) -> tuple[Choice, Runner]:
     """The cached choice for ``key`` when it names a candidate that still builds,
     otherwise :func:`measure` (and cache the result)."""
