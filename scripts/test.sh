@@ -10,7 +10,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[dev,dlib,serve,ray]"
+.venv/bin/python -m pip install --quiet -e ".[dev,dlib,serve,ray,int8]"
 if [ "${VEIL_SKIP_BROWSER:-0}" != "1" ]; then
     bash scripts/install_browser_test_deps.sh .venv/bin/python || echo "browser test deps not installed; the browser test will be skipped"
 fi
