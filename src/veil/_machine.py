@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["cache_dir", "cpu_count", "cpu_flags", "cpu_model", "memory_bytes"]
+__all__ = ["cache_dir", "cpu_count", "cpu_flags", "cpu_model", "file_lock", "memory_bytes"]
 
 #: environment variable naming veil's cache folder (default ``$XDG_CACHE_HOME/veil``)
 CACHE_ENV = "VEIL_CACHE_DIR"
@@ -62,3 +64,20 @@ def cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing) against other threads and
+    processes; no lock where ``fcntl`` is missing or the folder is not writable."""
+    try:
+        import fcntl
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "a")  # noqa: SIM115
+    except (ImportError, OSError):
+        yield
+        return
+    with fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield

@@ -46,3 +46,25 @@ def test_built_int8_model_finds_the_face(tmp_path: Path, monkeypatch: pytest.Mon
     assert detector.precision == "int8"
     image, box = face_on_canvas(scale=0.6, offset=(30, 10), canvas=(300, 400))
     assert best_iou(detector.detect(image), box) > 0.5
+
+
+def test_failed_build_is_not_retried_by_auto(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import veil.detect.int8 as int8
+
+    monkeypatch.setenv("VEIL_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(int8, "nncf_installed", lambda: True)
+    builds = []
+
+    def broken(source: Path, out: Path) -> Path:
+        builds.append(out)
+        raise RuntimeError("quantization failed")
+
+    monkeypatch.setattr(int8, "build_int8_model", broken)
+    source = default_model_path()
+    assert int8_model(source, build=True) is None
+    assert "quantization failed" in int8_path(source).with_suffix(".failed").read_text()
+    assert int8_model(source, build=True) is None and len(builds) == 1
+    assert int8_model(source, build=True, retry=True) is None and len(builds) == 2
+    assert not int8_path(source).exists()

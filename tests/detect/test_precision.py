@@ -138,19 +138,19 @@ def test_choice_is_cached_reused_and_invalidated(tmp_path: Path) -> None:
     cands = [fake.candidate("f32", "f32", delay=0.01), fake.candidate("bf16", "bf16", delay=0.005)]
     cache = ChoiceCache(tmp_path / "precision.json")
     key = {"cpu": "test CPU", "threads": 2}
-    first, _ = select(cands, INPUTS, decode, key=key, cache=cache, budget_s=0.05)
+    first, _ = select(cands, lambda: INPUTS, decode, key=key, cache=cache, budget_s=0.05)
     assert first.measured and first.name == "bf16"
     stored = json.loads(cache.path.read_text())
     assert [e["key"] for e in stored.values()] == [key]
     calls = sum(fake.calls.values())
 
-    again, _ = select(cands, INPUTS, decode, key=key, cache=cache, budget_s=0.05)
+    again, _ = select(cands, lambda: INPUTS, decode, key=key, cache=cache, budget_s=0.05)
     assert not again.measured and again.name == "bf16"
     assert again.timings_ms == pytest.approx(first.timings_ms)
     assert sum(fake.calls.values()) == calls  # nothing re-measured
     assert fake.builds == Counter({"f32": 1, "bf16": 2})  # only the chosen one rebuilt
 
-    other, _ = select(cands, INPUTS, decode, key=key | {"threads": 1}, cache=cache)
+    other, _ = select(cands, lambda: INPUTS, decode, key=key | {"threads": 1}, cache=cache)
     assert other.measured and sum(fake.calls.values()) > calls
     assert len(json.loads(cache.path.read_text())) == 2
 
@@ -161,7 +161,9 @@ def test_workers_starting_together_measure_once(tmp_path: Path) -> None:
     cache = ChoiceCache(tmp_path / "precision.json")
     with ThreadPoolExecutor(4) as pool:
         jobs = [
-            pool.submit(select, cands, INPUTS, decode, key={"k": 1}, cache=cache, budget_s=0.05)
+            pool.submit(
+                select, cands, lambda: INPUTS, decode, key={"k": 1}, cache=cache, budget_s=0.05
+            )
             for _ in range(4)
         ]
         choices = [job.result()[0] for job in jobs]
@@ -173,7 +175,9 @@ def test_unreadable_cache_is_measured_again(tmp_path: Path) -> None:
     fake = Fake()
     cache = ChoiceCache(tmp_path / "precision.json")
     cache.path.write_text("{not json")
-    choice, _ = select([fake.candidate("f32", "f32")], INPUTS, decode, key={"k": 1}, cache=cache)
+    choice, _ = select(
+        [fake.candidate("f32", "f32")], lambda: INPUTS, decode, key={"k": 1}, cache=cache
+    )
     assert choice.measured and cache.get({"k": 1}) is not None
 
 

@@ -10,6 +10,7 @@ or, when ``nncf`` is installed, on first use.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
@@ -21,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from veil._machine import cache_dir
+from veil._machine import cache_dir, file_lock
 from veil.errors import MissingExtraError
 
 __all__ = ["build_int8_model", "calibration_images", "int8_model", "int8_path"]
@@ -47,20 +48,33 @@ def int8_selectable() -> bool:
     return nncf_installed()
 
 
-def int8_model(source: Path, *, build: bool) -> Path | None:
+def int8_model(source: Path, *, build: bool, retry: bool = False) -> Path | None:
     """The int8 model of ``source`` if it exists; else built now when ``build`` and
-    ``nncf`` is installed; else ``None``. A failed build is logged and gives ``None``."""
+    ``nncf`` is installed; else ``None``. A failed build is logged, leaves
+    ``<model>.failed`` and gives ``None``; later calls do not build again unless
+    ``retry`` (delete that file to let ``auto`` try again)."""
     path = int8_path(source)
-    if path.is_file() and path.with_suffix(".bin").is_file():
-        return path
-    if not (build and nncf_installed()):
+    failed = path.with_suffix(".failed")
+    if _complete(path) or not (build and nncf_installed()):
+        return path if _complete(path) else None
+    if failed.exists() and not retry:
+        log.info("int8 CenterFace not built: an earlier build failed (%s)", failed)
         return None
-    log.warning("building the int8 CenterFace once with NNCF (about 20-60 s): %s", path)
-    try:
-        return build_int8_model(source, path)
-    except Exception as exc:
-        log.warning("could not build the int8 CenterFace (%s); int8 is not used", exc)
-        return None
+    with file_lock(path.with_suffix(".lock")):  # workers starting together build once
+        if _complete(path):
+            return path
+        log.warning("building the int8 CenterFace once with NNCF (about 20-60 s): %s", path)
+        try:
+            return build_int8_model(source, path)
+        except Exception as exc:
+            log.warning("could not build the int8 CenterFace (%s); int8 is not used", exc)
+            with contextlib.suppress(OSError):
+                failed.write_text(f"{type(exc).__name__}: {exc}\n", encoding="utf-8")
+            return None
+
+
+def _complete(path: Path) -> bool:
+    return path.is_file() and path.with_suffix(".bin").is_file()
 
 
 def _paste(canvas: np.ndarray, face: np.ndarray, x: int, y: int) -> None:

@@ -23,13 +23,14 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from veil._machine import file_lock
 from veil.boxes import box_iou
 from veil.errors import BackendError, ConfigError
 
@@ -132,22 +133,10 @@ class ChoiceCache:
         text = json.dumps(dict(fields), sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:20]
 
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold an exclusive lock on ``<file>.lock`` (threads and processes): one of
-        several workers starting together measures, the others then read its choice.
-        Without ``fcntl`` or a writable folder, no lock."""
-        try:
-            import fcntl
-
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fh = open(self.path.with_name(self.path.name + ".lock"), "a")  # noqa: SIM115
-        except (ImportError, OSError):
-            yield
-            return
-        with fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            yield
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        """An exclusive lock on ``<file>.lock`` (threads and processes): of several workers
+        starting together one measures, the others then read its choice."""
+        return file_lock(self.path.with_name(self.path.name + ".lock"))
 
     def _read(self) -> dict[str, Any]:
         try:
@@ -325,7 +314,7 @@ def measure(
 
 def select(
     candidates: Sequence[Candidate],
-    inputs: Sequence[np.ndarray],
+    inputs: Callable[[], Sequence[np.ndarray]],
     decode: Decode,
     *,
     key: Mapping[str, Any],
@@ -333,7 +322,7 @@ def select(
     budget_s: float = 1.0,
 ) -> tuple[Choice, Runner]:
     """The cached choice for ``key`` when it names a candidate that still builds,
-    otherwise :func:`measure` (and cache the result)."""
+    otherwise :func:`measure` on ``inputs()`` (made only then) and cache the result."""
     if cache is None:
         return _measure_logged(candidates, inputs, decode, budget_s)
     with cache.lock():
@@ -355,12 +344,12 @@ def select(
 
 def _measure_logged(
     candidates: Sequence[Candidate],
-    inputs: Sequence[np.ndarray],
+    inputs: Callable[[], Sequence[np.ndarray]],
     decode: Decode,
     budget_s: float,
 ) -> tuple[Choice, Runner]:
     t0 = time.perf_counter()
-    choice, runner = measure(candidates, inputs, decode, budget_s=budget_s)
+    choice, runner = measure(candidates, inputs(), decode, budget_s=budget_s)
     log.info("inference: %s; measured in %.1f s", choice.reason, time.perf_counter() - t0)
     for name, why in choice.refused.items():
         log.info("inference: %s refused: %s", name, why)

@@ -268,7 +268,7 @@ def _explicit(backend: str, precision: str, path: Path, threads: int) -> Runner:
         if "BF16" not in caps:
             raise ConfigError("precision bf16: this CPU has no bf16 support in OpenVINO")
         return _OpenVINO(path, threads, "bf16")
-    int8 = int8_model(path, build=True)
+    int8 = int8_model(path, build=True, retry=True)
     if int8 is None:
         raise ConfigError(
             "precision int8 needs an int8 CenterFace: install nncf (pip install nncf) so "
@@ -319,5 +319,5 @@ def choose_runner(
         "selection": _SELECTION_VERSION,
     }
     cache = ChoiceCache(_choices_file())
-    choice, chosen = select(candidates, probe_inputs(), decode(0.15), key=key, cache=cache)
+    choice, chosen = select(candidates, probe_inputs, decode(0.15), key=key, cache=cache)
     return cast(Runner, chosen), choice
