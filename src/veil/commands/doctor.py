@@ -171,7 +171,7 @@ def _print(facts: dict[str, Any]) -> None:
         how = "measured now" if inf["measured_now"] else "cached"
         click.echo(f"  chosen:   {inf['reason']} [{how}]")
         for name, why in inf["refused"].items():
-            click.echo(f"  refused:  {name}: {why}")
+            click.echo(f"  not used: {name}: {why}")
     click.echo(f"  load:     {inf['load_seconds']} s")
     bench = facts.get("benchmark")
     if bench:

@@ -74,7 +74,8 @@ class Candidate:
 @dataclass(frozen=True)
 class Choice:
     """What :func:`select` chose and why: per-candidate time (ms for one pass over the
-    inputs, the sum of per-input medians), refused candidates with the reason."""
+    inputs, the sum of per-input medians) and the candidates ruled out (``refused``: failed,
+    more than 3x slower, or lost an f32 box) with the reason."""
 
     name: str
     reason: str
