@@ -165,6 +165,7 @@ class ChoiceCache:
             fd, tmp = tempfile.mkstemp(prefix=".precision-", dir=self.path.parent)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(data, fh, indent=1, default=str)
+            os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a shared cache folder must read it
             os.replace(tmp, self.path)
         except OSError as exc:
             log.warning("cannot write the precision cache %s: %s", self.path, exc)
