@@ -10,7 +10,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[dev,dlib,serve,ray]"
+.venv/bin/python -m pip install --quiet -e ".[dev,dlib,serve,ray,int8]"
 # MediaPipe's pose model (a .tflite veil runs with OpenVINO; veil never imports mediapipe):
 # --no-deps, since mediapipe's own dependencies are not needed. Without it the real-model
 # test is skipped with the reason.

