@@ -63,6 +63,14 @@ def main(verbose: int) -> None:
     help="Keep EXIF/XMP/comments (default strips them: GPS, device, names).",
 )
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True)
+@click.option(
+    "--png-compression",
+    type=click.IntRange(0, 9),
+    default=1,
+    show_default=True,
+    help="zlib level of PNG outputs (0-9): 1 is fast; 6, Pillow's default, makes files "
+    "10-30% smaller and is 3-5x slower to write.",
+)
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist.")
 @click.option("--report", is_flag=True, help="Write OUTPUT.audit.json per file.")
 @click.option(
@@ -88,6 +96,7 @@ def anonymize(
     output: Path | None,
     keep_metadata: bool,
     jpeg_quality: int,
+    png_compression: int,
     overwrite: bool,
     report: bool,
     recursive: bool,
@@ -109,6 +118,7 @@ def anonymize(
         out = OutputConfig(
             keep_metadata=keep_metadata,
             jpeg_quality=jpeg_quality,
+            png_compression=png_compression,
             overwrite=overwrite,
             report=report,
         )
