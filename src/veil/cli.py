@@ -139,9 +139,16 @@ def anonymize(
 
 
 def _run_with_progress(runner: ImageRunner, jobs: list[Any], quiet: bool) -> RunSummary:
+    if quiet or len(jobs) < 2:  # no bar: spare the start-up the import of tqdm
+
+        def echo_failure(outcome: FileOutcome) -> None:
+            if outcome.status == "failed":
+                click.echo(f"veil: failed: {outcome.error}", err=True)
+
+        return runner.run(jobs, echo_failure)
     from tqdm import tqdm
 
-    bar = tqdm(total=len(jobs), unit="img", disable=quiet or len(jobs) < 2, file=sys.stderr)
+    bar = tqdm(total=len(jobs), unit="img", file=sys.stderr)
 
     def progress(outcome: FileOutcome) -> None:
         bar.update(1)

@@ -11,7 +11,6 @@ in the group ``veil.detectors`` or ``veil.anonymizers``::
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
 from veil.errors import ConfigError
@@ -40,6 +39,8 @@ class Registry(Generic[T]):
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
+        from importlib.metadata import entry_points  # ~0.1 s with the scan: not at start-up
+
         for ep in entry_points(group=self.group):
             if ep.name not in self._targets:
                 self.register(ep.name, ep.value, summary=f"plug-in from {ep.value}")
@@ -54,8 +55,12 @@ class Registry(Generic[T]):
         return self._summaries.get(name, "")
 
     def get(self, name: str) -> type[T]:
-        """The class registered as ``name``; unknown names raise ``ConfigError`` listing all."""
-        self._load_plugins()
+        """The class registered as ``name``; unknown names raise ``ConfigError`` listing all.
+
+        Plug-ins never replace a built-in name, so a built-in is found without scanning
+        the installed packages' entry points."""
+        if name not in self._targets:
+            self._load_plugins()
         try:
             target = self._targets[name]
         except KeyError:

@@ -22,7 +22,7 @@ from veil.io.images import (
     read_image,
     write_image,
 )
-from veil.io.video import VIDEO_SUFFIXES
+from veil.io.suffixes import VIDEO_SUFFIXES
 from veil.pipeline import Pipeline, Result
 from veil.stages import Stage, run_stages
 
@@ -243,7 +243,9 @@ class ImageRunner:
             if progress is not None:
                 progress(outcome)
 
-        for outcome in self.stream(j for j in jobs if not is_video(j.source)):
+        images = [j for j in jobs if not is_video(j.source)]
+        # one image: no overlap to gain, and worker threads would compile the model again
+        for outcome in self.stream(images, serial=len(images) < 2):
             record(outcome)
         for job in jobs:
             if is_video(job.source):
@@ -251,19 +253,23 @@ class ImageRunner:
         return summary
 
     def stream(
-        self, jobs: Iterable[Job], *, check: Callable[[Job], FileOutcome | None] | None = None
+        self,
+        jobs: Iterable[Job],
+        *,
+        check: Callable[[Job], FileOutcome | None] | None = None,
+        serial: bool = False,
     ) -> Iterator[FileOutcome]:
         """Image jobs -> outcomes in input order, with decode, detection + anonymization
-        and encode overlapping (:func:`veil.stages.run_stages`; ``stages=False``: one
-        job after the other in this thread, the same bytes). ``check(job)`` runs first
-        in the read stage; an outcome it returns ends that job there (``veil batch``
-        skips verified outputs with it)."""
+        and encode overlapping (:func:`veil.stages.run_stages`). ``serial=True`` (or
+        ``stages=False``): one job after the other in this thread, the same bytes.
+        ``check(job)`` runs first in the read stage; an outcome it returns ends that job
+        there (``veil batch`` skips verified outputs with it)."""
         read = Stage("read", lambda job: self._read(job, check), self.readers)
         work = Stage("detect", self._work, self.workers)
         write = Stage("write", self._write, self.writers)
         in_flight = self.readers + self.workers + self.writers + self.queue_size
         yield from run_stages(
-            jobs, (read, work, write), in_flight=in_flight, serial=not self.stages
+            jobs, (read, work, write), in_flight=in_flight, serial=serial or not self.stages
         )
 
     def _read(

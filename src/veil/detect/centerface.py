@@ -61,7 +61,9 @@ class _OpenVINO:
     """
 
     def __init__(self, path: Path, threads: int) -> None:
-        import openvino as ov
+        from veil.detect._openvino import import_openvino
+
+        ov = import_openvino()  # without the model-conversion tool: faster start-up
         from openvino.preprocess import PrePostProcessor
 
         self._core = ov.Core()
