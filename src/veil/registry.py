@@ -20,6 +20,14 @@ __all__ = ["Registry"]
 T = TypeVar("T")
 
 
+def entry_points(group: str) -> Any:
+    """:func:`importlib.metadata.entry_points` of ``group``, imported on first use: the
+    import and the scan of installed packages cost ~0.1 s that start-up need not pay."""
+    from importlib import metadata
+
+    return metadata.entry_points(group=group)
+
+
 class Registry(Generic[T]):
     """A named set of backends of one kind (detectors or anonymizers)."""
 
@@ -39,8 +47,6 @@ class Registry(Generic[T]):
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
-        from importlib.metadata import entry_points  # ~0.1 s with the scan: not at start-up
-
         for ep in entry_points(group=self.group):
             if ep.name not in self._targets:
                 self.register(ep.name, ep.value, summary=f"plug-in from {ep.value}")

@@ -208,8 +208,9 @@ class ImageRunner:
 
     ``readers`` threads decode, ``config.workers`` threads (default: one per core) detect
     and anonymize, each with ``cores / workers`` inference threads, ``writers`` threads
-    encode and write; at most ``readers + workers + writers + queue_size`` images are in
-    memory at once. ``stages=False`` processes one job after the other in the calling
+    encode and write (two each: a write waits for ``fsync``, and a second one keeps the
+    encoder busy meanwhile); at most ``readers + workers + writers + queue_size`` images
+    are in memory at once. ``stages=False`` processes one job after the other in the calling
     thread (same outputs; for tests and speed comparisons).
     """
 
@@ -220,8 +221,8 @@ class ImageRunner:
         *,
         quiet: bool = True,
         stages: bool = True,
-        readers: int = 1,
-        writers: int = 1,
+        readers: int = 2,
+        writers: int = 2,
         queue_size: int = 2,
     ) -> None:
         self.config = config
