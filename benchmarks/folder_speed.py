@@ -10,11 +10,16 @@ photos, each scaled to cover 960x540), so the same faces come at larger sizes.
 frames/s including reading and writing every PNG, with start-up removed by also timing a
 1-frame run of the same command (``(N - 1) / (t_N - t_1)``).
 
+``--startup`` times start-up instead: ``python -c "import veil.cli"``, ``veil anonymize``
+on one 512x512 PNG (``veil sample``) and ``veil video`` on a 1-s 720p clip (``--clip``,
+default: 30 frames made from the sample photo moving across a 1280x720 canvas).
+
 Examples::
 
     python benchmarks/folder_speed.py ../shared/data/faces-street
     python benchmarks/folder_speed.py ../shared/data/faces-street --make-1080p 100
     python benchmarks/folder_speed.py --rgbd --frames 140
+    python benchmarks/folder_speed.py --startup --repeat 3
 """
 
 from __future__ import annotations
@@ -136,6 +141,45 @@ def rgbd_run(args: argparse.Namespace, work: Path) -> None:
         print(f"{rep + 1:>4} {t1:10.2f} {tn:8.2f} {fps:28.1f}")
 
 
+def make_clip(photo: Path, out: Path, frames: int = 30) -> None:
+    """A 1-s 1280x720 H.264 clip: ``photo`` moving across a grey canvas."""
+    import av
+    import numpy as np
+    from PIL import Image
+
+    face = np.asarray(Image.open(photo).convert("RGB").resize((360, 360)))
+    with av.open(str(out), "w") as container:
+        stream = container.add_stream("libx264", rate=frames)
+        stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
+        for t in range(frames):
+            canvas = np.full((720, 1280, 3), 96, np.uint8)
+            x = 100 + 20 * t
+            canvas[180:540, x : x + 360] = face
+            for packet in stream.encode(av.VideoFrame.from_ndarray(canvas, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def startup_run(args: argparse.Namespace, work: Path) -> None:
+    photo, clip = work / "sample.png", args.clip or work / "clip.mp4"
+    timed([str(args.veil), "sample", str(photo)])
+    if args.clip is None:
+        make_clip(photo, clip)
+    commands = {
+        "import veil.cli": [sys.executable, "-c", "import veil.cli"],
+        "veil anonymize 1 PNG": [str(args.veil), "anonymize", str(photo), "-q", "-o"],
+        f"veil video {clip.name}": [str(args.veil), "video", str(clip), "-q", "-o"],
+    }
+    print(f"CPU: {cpu_model()}; start-up, wall seconds of the whole command")
+    for name, cmd in commands.items():
+        times = []
+        for rep in range(args.repeat):
+            out = [str(work / f"out{rep}{Path(cmd[2]).suffix}")] if cmd[-1] == "-o" else []
+            times.append(timed([*cmd, *out]))
+        print(f"{name:>28}: " + " ".join(f"{t:.2f}" for t in times))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, nargs="?", help="folder of images")
@@ -144,6 +188,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--skip-deface", action="store_true")
     parser.add_argument("--rgbd", action="store_true", help="time veil rgbd --heads instead")
+    parser.add_argument("--startup", action="store_true", help="time start-up instead")
+    parser.add_argument("--clip", type=Path, default=None, help="--startup: a 1-s clip")
     parser.add_argument("--frames", type=int, default=140, help="--rgbd: sequence length")
     parser.add_argument("--veil", type=Path, default=BIN_DIR / "veil")
     parser.add_argument("--deface", type=Path, default=BIN_DIR / "deface")
@@ -151,10 +197,11 @@ def main() -> None:
         "--veil-args", nargs=argparse.REMAINDER, default=[], help="passed to veil (last option)"
     )
     args = parser.parse_args()
-    if not args.rgbd and args.folder is None:
-        parser.error("a folder is needed (or --rgbd)")
+    if not (args.rgbd or args.startup) and args.folder is None:
+        parser.error("a folder is needed (or --rgbd, --startup)")
+    run = startup_run if args.startup else rgbd_run if args.rgbd else folder_run
     with tempfile.TemporaryDirectory(prefix="veil-folder-speed-") as tmp:
-        (rgbd_run if args.rgbd else folder_run)(args, Path(tmp))
+        run(args, Path(tmp))
 
 
 if __name__ == "__main__":
