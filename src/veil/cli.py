@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -16,7 +17,7 @@ from veil.commands.options import detector_config, detector_options, pipeline_op
 from veil.config import OutputConfig
 from veil.detect.base import DETECTORS
 from veil.errors import VeilError
-from veil.runner import FileOutcome, ImageRunner, RunSummary, plan_jobs
+from veil.runner import FileOutcome, ImageRunner, RunSummary, is_video, plan_jobs
 
 EXIT_SOME_FAILED = 1
 
@@ -128,6 +129,8 @@ def anonymize(
         )
         if not jobs:
             _fail(f"no image files found in {', '.join(map(str, inputs))}")
+        if not workers and len(jobs) == 1 and not is_video(jobs[0].source):
+            config = dataclasses.replace(config, workers=1)  # one image: every core on it
         runner = ImageRunner(config, quiet=quiet)
     except VeilError as exc:
         _fail(str(exc))
