@@ -70,7 +70,7 @@ def main(verbose: int) -> None:
     default=1,
     show_default=True,
     help="zlib level of PNG outputs (0-9): 1 is fast; 6, Pillow's default, makes files "
-    "10-30% smaller and is 3-5x slower to write.",
+    "2-15% smaller and is 2-6x slower to write.",
 )
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist.")
 @click.option("--report", is_flag=True, help="Write OUTPUT.audit.json per file.")

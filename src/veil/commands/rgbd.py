@@ -175,7 +175,8 @@ def _write_label(path: Path, labels: Any) -> None:
     type=click.IntRange(0, 9),
     default=1,
     show_default=True,
-    help="zlib level of colour and depth PNGs (1 fast; 6-9 smaller files, 3-5x slower).",
+    help="zlib level of colour and depth PNGs: 1 is fast; 6 makes files 2-15% smaller "
+    "and is 2-6x slower to write.",
 )
 def rgbd_command(source: Path, output: Path, no_tracking: bool, **options: Any) -> None:
     """Anonymize colour + depth pairs with depth-refined head masks.

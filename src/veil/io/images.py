@@ -277,8 +277,8 @@ def write_image(
     ``jpeg_quality`` (1-100) is also the WEBP quality. TIFF is LZW-compressed, except
     when EXIF is kept: then it is uncompressed, as only Pillow's own TIFF writer can
     carry the Exif and GPS sub-IFDs. ``png_compression`` is zlib's level for PNG (0-9):
-    the default 1 encodes 3-5x faster than Pillow's 6 for files 10-30% larger (see
-    docs/benchmarks.md); 9 gives the smallest files.
+    the default 1 encodes 2-6x faster than Pillow's 6 for files 2-17% larger (see
+    docs/benchmarks.md); 9 gives the smallest files, slowly.
 
     Raises:
         OutputError: unwritable location, unknown extension, or ``path`` is ``like.path``.
