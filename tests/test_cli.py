@@ -168,3 +168,17 @@ def test_folder_with_a_video_gets_both_anonymized(tmp_path: Path, face_image) ->
     info = probe_video(out / "clips" / "c.mp4")
     assert info.has_audio and (info.width, info.height) == (160, 120)
     assert min(face_change(src / "clips" / "c.mp4", out / "clips" / "c.mp4", boxes)) > 15
+
+
+def test_png_compression_option_reaches_the_output(tmp_path: Path, face_image) -> None:  # type: ignore[no-untyped-def]
+    src = save(tmp_path / "x.png", face_image[0])
+    sizes = {}
+    for level in ("0", "9"):
+        result = run(
+            "anonymize", src, "-o", tmp_path / f"out{level}.png", "--png-compression", level
+        )
+        assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+        sizes[level] = (tmp_path / f"out{level}.png").stat().st_size
+    assert sizes["0"] > sizes["9"]
+    np.testing.assert_array_equal(load(tmp_path / "out0.png"), load(tmp_path / "out9.png"))
+    assert not np.array_equal(load(tmp_path / "out0.png"), load(src)), "faces anonymized"

@@ -30,6 +30,18 @@ def test_registry_loads_entry_point_plugins(monkeypatch: pytest.MonkeyPatch) -> 
     assert reg.get("mine").__name__ == "SolidFill"
 
 
+def test_builtin_names_do_not_scan_installed_packages(monkeypatch: pytest.MonkeyPatch) -> None:
+    scans: list[str] = []
+    monkeypatch.setattr("veil.registry.entry_points", lambda group: scans.append(group) or [])
+    reg: Registry[object] = Registry("thing", "veil.test-group")
+    reg.register("solid", "veil.anonymize.fill:SolidFill")
+    assert reg.get("solid").__name__ == "SolidFill"
+    assert scans == [], "a built-in is found without the entry-point scan"
+    with pytest.raises(ConfigError, match="unknown thing 'nope'; choose one of: solid"):
+        reg.get("nope")
+    assert scans == ["veil.test-group"]
+
+
 def test_registry_bad_options_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="bad options"):
         ANONYMIZERS.create("gaussian", nonsense=1)

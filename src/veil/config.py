@@ -70,10 +70,13 @@ class OutputConfig:
     jpeg_quality: int = 95
     overwrite: bool = False
     report: bool = False
+    png_compression: int = 1  # zlib level 0-9 (veil.io.images.PNG_COMPRESSION)
 
     def __post_init__(self) -> None:
         if not 1 <= self.jpeg_quality <= 100:
             raise ConfigError(f"jpeg quality must be within [1, 100], got {self.jpeg_quality}")
+        if not 0 <= self.png_compression <= 9:
+            raise ConfigError(f"png compression must be within [0, 9], got {self.png_compression}")
 
 
 @dataclass(frozen=True)

@@ -8,17 +8,23 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from veil.config import RunConfig
 from veil.errors import InputError, OutputError, VeilError
-from veil.io.images import IMAGE_SUFFIXES, iter_image_files, read_image, write_image
-from veil.io.video import VIDEO_SUFFIXES
-from veil.pipeline import Pipeline
+from veil.io.images import (
+    IMAGE_SUFFIXES,
+    LoadedImage,
+    iter_image_files,
+    read_image,
+    write_image,
+)
+from veil.io.suffixes import VIDEO_SUFFIXES
+from veil.pipeline import Pipeline, Result
+from veil.stages import Stage, run_stages
 
 __all__ = ["FileOutcome", "Job", "RunSummary", "default_workers", "plan_jobs", "run_images"]
 
@@ -182,22 +188,71 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
         raise OutputError(f"{path}: cannot write audit file: {exc}") from exc
 
 
+@dataclass(frozen=True)
+class _Loaded:
+    """A job whose image was read (``start``: when its reading began)."""
+
+    job: Job
+    start: float
+    loaded: LoadedImage
+
+
+@dataclass(frozen=True)
+class _Done:
+    """A job whose image was anonymized, ready to be written."""
+
+    loaded: _Loaded
+    result: Result
+
+
+T = TypeVar("T")
+
+
+def _guard(job: Job, step: Callable[[], T]) -> T | FileOutcome:
+    """Run one stage of ``job``; every error becomes a ``failed`` outcome (nothing written)."""
+    try:
+        return step()
+    except VeilError as exc:
+        return FileOutcome(job, "failed", error=str(exc))
+    except Exception as exc:  # a bug must not stop a million-file run: report it
+        log.exception("unexpected error on %s", job.source)
+        return FileOutcome(job, "failed", error=f"{job.source}: {type(exc).__name__}: {exc}")
+
+
 class ImageRunner:
-    """Processes jobs with one shared pipeline on a pool of threads."""
+    """Processes image jobs with one shared pipeline in three overlapping stages.
+
+    ``readers`` threads decode, ``config.workers`` threads (default: one per core) detect
+    and anonymize, each with ``cores / workers`` inference threads, ``writers`` threads
+    encode and write (two each: a write waits for ``fsync``, and a second one keeps the
+    encoder busy meanwhile); at most ``readers + workers + writers + queue_size`` images
+    are in memory at once. ``stages=False`` processes one job after the other in the calling
+    thread (same outputs; for tests and speed comparisons).
+    """
 
     def __init__(
-        self, config: RunConfig, pipeline: Pipeline | None = None, *, quiet: bool = True
+        self,
+        config: RunConfig,
+        pipeline: Pipeline | None = None,
+        *,
+        quiet: bool = True,
+        stages: bool = True,
+        readers: int = 2,
+        writers: int = 2,
+        queue_size: int = 2,
     ) -> None:
         self.config = config
         self.quiet = quiet
+        self.stages = stages
         self.workers = config.workers or default_workers()
+        self.readers, self.writers, self.queue_size = readers, writers, queue_size
         self.pipeline = pipeline or Pipeline.from_config(_with_thread_budget(config, self.workers))
 
     def run(
         self, jobs: Sequence[Job], progress: Callable[[FileOutcome], None] | None = None
     ) -> RunSummary:
-        """Images on a pool of threads first, then videos one at a time (each video
-        already keeps every core busy with its own decode/detect/encode threads)."""
+        """Images through overlapping stages first (:meth:`stream`), then videos one at a
+        time (each video already keeps every core busy with its own threads)."""
         summary = RunSummary()
 
         def record(outcome: FileOutcome) -> None:
@@ -206,13 +261,60 @@ class ImageRunner:
                 progress(outcome)
 
         images = [j for j in jobs if not is_video(j.source)]
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            for outcome in pool.map(self.process, images):
-                record(outcome)
+        # one image: no overlap to gain, and worker threads would compile the model again
+        for outcome in self.stream(images, serial=len(images) < 2):
+            record(outcome)
         for job in jobs:
             if is_video(job.source):
                 record(self.process_video(job))
         return summary
+
+    def stream(
+        self,
+        jobs: Iterable[Job],
+        *,
+        check: Callable[[Job], FileOutcome | None] | None = None,
+        serial: bool = False,
+    ) -> Iterator[FileOutcome]:
+        """Image jobs -> outcomes in input order, with decode, detection + anonymization
+        and encode overlapping (:func:`veil.stages.run_stages`). ``serial=True`` (or
+        ``stages=False``): one job after the other in this thread, the same bytes.
+        ``check(job)`` runs first in the read stage; an outcome it returns ends that job
+        there (``veil batch`` skips verified outputs with it)."""
+        read = Stage("read", lambda job: self._read(job, check), self.readers)
+        work = Stage("detect", self._work, self.workers)
+        write = Stage("write", self._write, self.writers)
+        in_flight = self.readers + self.workers + self.writers + self.queue_size
+        yield from run_stages(
+            jobs, (read, work, write), in_flight=in_flight, serial=serial or not self.stages
+        )
+
+    def _read(
+        self, job: Job, check: Callable[[Job], FileOutcome | None] | None
+    ) -> FileOutcome | _Loaded:
+        if check is not None and (done := check(job)) is not None:
+            return done
+        if job.target.exists() and not self.config.output.overwrite:
+            return FileOutcome(job, "skipped")
+        start = time.perf_counter()
+        return _guard(job, lambda: _Loaded(job, start, read_image(job.source)))
+
+    def _work(self, item: FileOutcome | _Loaded) -> FileOutcome | _Done:
+        if isinstance(item, FileOutcome):
+            return item
+        return _guard(item.job, lambda: _Done(item, self.pipeline.process(item.loaded.image)))
+
+    def _write(self, item: FileOutcome | _Done) -> FileOutcome:
+        if isinstance(item, FileOutcome):
+            return item
+        job, start = item.loaded.job, item.loaded.start
+
+        def save() -> FileOutcome:
+            self._save(job, item.loaded.loaded, item.result)
+            seconds = time.perf_counter() - start
+            return FileOutcome(job, "done", len(item.result.faces), seconds=seconds)
+
+        return _guard(job, save)
 
     def process_video(self, job: Job) -> FileOutcome:
         """One video through :func:`veil.commands.video.run_video_job` (same pipeline)."""
@@ -223,29 +325,23 @@ class ImageRunner:
         )
 
     def process(self, job: Job) -> FileOutcome:
-        """Process one job; every error becomes a ``failed`` outcome, nothing is written."""
+        """Process one job in this thread; every error becomes a ``failed`` outcome and
+        nothing is written (fail closed)."""
+        item = self._work(self._read(job, None))
+        return self._write(item)
+
+    def _save(self, job: Job, loaded: LoadedImage, result: Result) -> None:
         out = self.config.output
-        if job.target.exists() and not out.overwrite:
-            return FileOutcome(job, "skipped")
-        start = time.perf_counter()
-        try:
-            loaded = read_image(job.source)
-            result = self.pipeline.process(loaded.image)
-            write_image(
-                job.target,
-                result.image,
-                like=loaded,
-                keep_metadata=out.keep_metadata,
-                jpeg_quality=out.jpeg_quality,
-            )
-            if out.report:
-                self._audit(job, loaded.sha256, result.faces.to_records())
-        except VeilError as exc:
-            return FileOutcome(job, "failed", error=str(exc))
-        except Exception as exc:  # a bug must not stop a million-file run: report it
-            log.exception("unexpected error on %s", job.source)
-            return FileOutcome(job, "failed", error=f"{job.source}: {type(exc).__name__}: {exc}")
-        return FileOutcome(job, "done", len(result.faces), seconds=time.perf_counter() - start)
+        write_image(
+            job.target,
+            result.image,
+            like=loaded,
+            keep_metadata=out.keep_metadata,
+            jpeg_quality=out.jpeg_quality,
+            png_compression=out.png_compression,
+        )
+        if out.report:
+            self._audit(job, loaded.sha256, result.faces.to_records())
 
     def _audit(self, job: Job, input_sha: str, faces: list[dict[str, Any]]) -> None:
         record = {

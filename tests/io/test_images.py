@@ -499,3 +499,20 @@ def test_iter_image_files(tree: Path, kwargs: dict, expected: list[str]) -> None
 def test_iter_image_files_needs_a_folder(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="nowhere"):
         list(iter_image_files(tmp_path / "nowhere"))
+
+
+def test_png_compression_changes_size_never_pixels(tmp_path: Path) -> None:
+    from factories import face_on_canvas
+
+    image, _ = face_on_canvas(canvas=(200, 260))
+    image[100:] = 90  # a flat half, which compresses better at higher levels
+    sizes = {}
+    for level in (0, 1, 9):
+        path = tmp_path / f"level{level}.png"
+        write_image(path, image, png_compression=level)
+        np.testing.assert_array_equal(read_image(path).image, image)
+        sizes[level] = path.stat().st_size
+    assert sizes[0] > sizes[1] > sizes[9]
+    with pytest.raises(ConfigError, match="png_compression=10"):
+        write_image(tmp_path / "bad.png", image, png_compression=10)
+    assert not (tmp_path / "bad.png").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from collections.abc import Callable
@@ -14,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from veil.commands.rgbd import rgbd_command, synth_group
+from veil.commands.rgbd import _Job, rgbd_command, synth_group
 from veil.errors import BackendError, ConfigError, InputError
 from veil.io.rgbd import (
     apply_depth_policy,
@@ -25,6 +26,8 @@ from veil.io.rgbd import (
 )
 from veil.pipeline import Pipeline
 from veil.types import Faces
+
+_REAL_RUN = _Job.run
 
 SHARED_META = [
     {"name": "x", "intrinsics_est": {"fx": 525.0, "fy": 525.0, "cx": 319.5, "cy": 239.5}}
@@ -321,3 +324,29 @@ def test_missing_intrinsics_are_warned_about(
 def test_help_does_not_recommend_a_depth_shift(cli: click.Group) -> None:
     text = " ".join(CliRunner().invoke(cli, ["rgbd", "--help"]).output.split())
     assert "Keep 0,0" in text and "--head-margin 0.04" in text
+
+
+def test_overlapped_stages_write_the_same_bytes_as_serial(
+    tmp_path: Path, cli: click.Group, walking: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading, tracking and writing overlap; the outputs are those of one pair after the
+    other, byte for byte, with a pair failing in the middle (no output for it)."""
+    scene = tmp_path / "scene"
+    shutil.copytree(walking, scene)
+    (scene / "depth" / "0003.png").write_bytes(b"not a png")
+    calls = _scripted_detector(monkeypatch, blink={1, 6})  # frame 1 of either run
+    outputs = {}
+    for stages in (True, False):
+        monkeypatch.setattr(_Job, "run", functools.partialmethod(_REAL_RUN, stages=stages))
+        out = tmp_path / f"stages-{stages}"
+        args = ["rgbd", str(scene), "-o", str(out), "--heads", "--depth-policy", "noise"]
+        res = CliRunner().invoke(cli, [*args, "--seed", "2"])
+        assert res.exit_code == 1 and "0003.png" in res.output, res.output
+        assert "5 pairs anonymized" in res.output and "1 of them from tracking" in res.output
+        outputs[stages] = {
+            p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*.png"))
+        }
+    assert len(calls) == 10, "one detection per readable frame in each run"
+    assert len(outputs[True]) == 10 and "color/0003.png" not in outputs[True]
+    assert outputs[True] == outputs[False]
+    assert _head_changed(walking, tmp_path / "stages-True", "0001.png") > 0.5

@@ -63,17 +63,17 @@ def run_video_job(
     ``ConfigError``) becomes a ``failed`` outcome; ``ConfigError`` and Ctrl-C propagate.
     A tqdm bar (frames/s, ETA) goes to stderr unless ``quiet``.
     """
-    from tqdm import tqdm
-
     from veil.video import anonymize_video
 
     job, out = Job(src, dst), config.output
     if dst.exists() and not out.overwrite:
         return VideoOutcome(job, "skipped")
     start = time.perf_counter()
-    bar = tqdm(unit="frame", disable=quiet, file=sys.stderr, desc=src.name, leave=False)
+    bar = None if quiet else _progress_bar(src)  # tqdm is imported only for a bar
 
     def progress(done: int, total: int) -> None:
+        if bar is None:
+            return
         if total and bar.total != total:
             bar.total = total
         bar.update(done - bar.n)
@@ -87,8 +87,15 @@ def run_video_job(
     except VeilError as exc:
         return VideoOutcome(job, "failed", error=str(exc), seconds=time.perf_counter() - start)
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
     return VideoOutcome(job, "done", report.tracks, seconds=report.seconds, report=report)
+
+
+def _progress_bar(src: Path) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(unit="frame", file=sys.stderr, desc=src.name, leave=False)
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> None:

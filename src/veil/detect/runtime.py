@@ -48,7 +48,9 @@ class _OpenVINO:
     name = "openvino"
 
     def __init__(self, path: Path, threads: int, precision: str | None = "f32") -> None:
-        import openvino as ov
+        from veil.detect._openvino import import_openvino
+
+        ov = import_openvino()  # without the model-conversion tool: faster start-up
         from openvino.preprocess import PrePostProcessor
 
         self._core = ov.Core()
@@ -151,8 +153,10 @@ def _version(package: str) -> str | None:
 @functools.lru_cache(maxsize=1)
 def _openvino_capabilities() -> frozenset[str] | None:
     """OpenVINO's CPU capabilities (``BF16``, ``INT8``...); ``None`` without OpenVINO."""
+    from veil.detect._openvino import import_openvino
+
     try:
-        import openvino as ov
+        ov = import_openvino()
     except ImportError:
         return None
     try:

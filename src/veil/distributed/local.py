@@ -18,7 +18,6 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -70,6 +69,15 @@ class JobWorker:
 
     def run(self, item: WorkItem) -> Record:
         """Skip a verified output, else process with up to ``retries`` retries."""
+        base = self._check(item)
+        if isinstance(base, Record):
+            return base
+        kind = "video" if is_video(item.job.source) else "image"
+        return self._retry(self._process(item.job, kind), kind, base)
+
+    def _check(self, item: WorkItem) -> Record | dict[str, Any]:
+        """The record of a job that needs no work (verified output, unreadable input),
+        else the fields every record of this job carries."""
         job = item.job
         kind = "video" if is_video(job.source) else "image"
         base = {"settings": self.settings, "kind": kind, "run_id": self.run_id}
@@ -82,20 +90,34 @@ class JobWorker:
             assert item.expected is not None
             out_sha = item.expected.output_sha256
             return Record.for_job(job, "skipped", output_sha256=out_sha, **base)
-        reason = "not attempted"
+        return base
+
+    def _retry(self, outcome: FileOutcome, kind: str, base: dict[str, Any]) -> Record:
+        """The record of a first attempt's ``outcome``, retrying a failure in this thread."""
+        job = outcome.job
         for attempt in range(1, self.retries + 2):
-            outcome = self._process(job, kind)
+            if attempt > 1:
+                outcome = self._process(job, kind)
             if outcome.status == "done":
                 return self._done(outcome, attempt, base)
-            reason = outcome.error or outcome.status
-            log.warning("%s: attempt %d failed: %s", job.source, attempt, reason)
+            log.warning("%s: attempt %d failed: %s", job.source, attempt, outcome.error)
+        reason = outcome.error or outcome.status
         return Record.for_job(job, "failed", reason=reason, attempts=self.retries + 1, **base)
 
     def run_many(self, items: Sequence[WorkItem]) -> Iterator[Record]:
-        """Images on ``config.workers`` threads (in completion order), then videos."""
-        images = [i for i in items if not is_video(i.job.source)]
-        with ThreadPoolExecutor(max_workers=self.runner.workers) as pool:
-            yield from pool.map(self.run, images)
+        """Images through the runner's overlapping stages (:meth:`ImageRunner.stream`:
+        hashing, checking and decoding in the read stage), records in input order, then
+        videos one by one. A failed image is retried here, one attempt at a time."""
+        images = {i.job.target: i for i in items if not is_video(i.job.source)}
+        checked: dict[Path, Record | dict[str, Any]] = {}
+
+        def check(job: Job) -> FileOutcome | None:
+            checked[job.target] = verdict = self._check(images[job.target])
+            return FileOutcome(job, "skipped") if isinstance(verdict, Record) else None
+
+        for outcome in self.runner.stream((i.job for i in images.values()), check=check):
+            verdict = checked.pop(outcome.job.target)
+            yield verdict if isinstance(verdict, Record) else self._retry(outcome, "image", verdict)
         for item in items:
             if is_video(item.job.source):
                 yield self.run(item)

@@ -109,10 +109,15 @@ def _to_metres(path: Path, raw: np.ndarray, scale: float) -> np.ndarray:
 
 
 def write_depth(
-    path: str | os.PathLike[str], depth: np.ndarray, *, depth_scale: float = 0.001
+    path: str | os.PathLike[str],
+    depth: np.ndarray,
+    *,
+    depth_scale: float = 0.001,
+    png_compression: int = 1,
 ) -> None:
     """Write ``float32 (H, W)`` metres atomically: ``.png`` as 16-bit units of
-    ``depth_scale`` (values past 65535 units become 0, invalid), ``.npy`` as float32."""
+    ``depth_scale`` (values past 65535 units become 0, invalid; zlib level
+    ``png_compression``, 0-9), ``.npy`` as float32."""
     path = Path(path)
     depth = np.asarray(depth, np.float32)
     suffix = path.suffix.lower()
@@ -127,7 +132,8 @@ def write_depth(
         if suffix == ".png":
             units = np.rint(np.nan_to_num(depth) / depth_scale)
             units[(units < 0) | (units > 65535)] = 0
-            if not cv2.imwrite(str(tmp), units.astype(np.uint16)):
+            level = [cv2.IMWRITE_PNG_COMPRESSION, png_compression]
+            if not cv2.imwrite(str(tmp), units.astype(np.uint16), level):
                 raise OSError("OpenCV could not encode the PNG")
         else:
             with open(tmp, "wb") as fh:

@@ -22,6 +22,7 @@ import av
 import numpy as np
 
 from veil.errors import InputError
+from veil.io.suffixes import VIDEO_SUFFIXES
 from veil.io.yuv import YUV420
 from veil.types import Frame
 
@@ -29,9 +30,6 @@ __all__ = ["VIDEO_SUFFIXES", "DecodedFrame", "VideoInfo", "VideoReader", "probe_
 
 logger = logging.getLogger(__name__)
 
-_SUFFIXES = ".mp4 .mov .mkv .avi .webm .m4v .mpg .mpeg .ts .wmv .flv"
-VIDEO_SUFFIXES: frozenset[str] = frozenset(_SUFFIXES.split())
-"""Lower-case file suffixes veil treats as videos (FFmpeg reads many more)."""
 
 _AV_ERRORS = (av.FFmpegError, OSError, ValueError, UnicodeDecodeError)
 
