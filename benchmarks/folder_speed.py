@@ -32,20 +32,11 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+import _machine
+
 BIN_DIR = Path(sys.executable).parent
 SUFFIXES = {".jpg", ".jpeg", ".png"}
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
 
 
 def images_in(folder: Path) -> list[Path]:
@@ -102,7 +93,7 @@ def folder_run(args: argparse.Namespace, work: Path) -> None:
         files = sorted(src.iterdir())
     n = len(files)
     print(
-        f"CPU: {cpu_model()}; {n} images from {args.folder}"
+        f"CPU: {_machine.describe()}; {n} images from {args.folder}"
         + (" (1080p tiles)" * bool(args.make_1080p))
     )
     rows = []
@@ -131,7 +122,7 @@ def rgbd_run(args: argparse.Namespace, work: Path) -> None:
         first = sorted((seq / sub).iterdir())[0]
         shutil.copy2(first, one / sub / first.name)
     shutil.copy2(seq / "intrinsics.json", one / "intrinsics.json")
-    print(f"CPU: {cpu_model()}; veil rgbd --heads, {args.frames} synthetic 640x480 frames")
+    print(f"CPU: {_machine.describe()}; veil rgbd --heads, {args.frames} synthetic 640x480 frames")
     print(f"{'run':>4} {'1 frame s':>10} {'all s':>8} {'frames/s (start-up removed)':>28}")
     for rep in range(args.repeat):
         cmd = [str(args.veil), "rgbd", "--heads", *args.veil_args, "-o"]
@@ -171,7 +162,7 @@ def startup_run(args: argparse.Namespace, work: Path) -> None:
         "veil anonymize 1 PNG": [str(args.veil), "anonymize", str(photo), "-q", "-o"],
         f"veil video {clip.name}": [str(args.veil), "video", str(clip), "-q", "-o"],
     }
-    print(f"CPU: {cpu_model()}; start-up, wall seconds of the whole command")
+    print(f"CPU: {_machine.describe()}; start-up, wall seconds of the whole command")
     for name, cmd in commands.items():
         times = []
         for rep in range(args.repeat):
