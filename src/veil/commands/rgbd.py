@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from veil.io.images import LoadedImage
     from veil.io.rgbd import RGBDPair
     from veil.pipeline import Pipeline
-    from veil.rgbd.sequence import RGBDAnonymizer, RGBDConfig, RGBDResult
-    from veil.video import VideoConfig
+    from veil.rgbd.sequence import RGBDAnonymizer, RGBDConfig, RGBDResult, Tracked
+    from veil.video import Ahead, VideoConfig
 
 __all__ = ["rgbd_command", "synth_group"]
 
@@ -284,29 +284,44 @@ class _Read:
     error: str | None = None
 
 
-class _Sequence:
-    """The processing stage: pushes frames in order into one :class:`RGBDAnonymizer`;
-    ``None`` ends the stream. Returns finished frames, or the error of an unread pair."""
+class _Ahead:
+    """The detection stage: the full detector on each readable pair, in order, ahead of
+    tracking (:meth:`RGBDAnonymizer.ahead`); numbers the frames as the tracker will."""
 
     def __init__(self, stream: RGBDAnonymizer) -> None:
         self.stream, self.pushed = stream, 0
 
-    def __call__(self, item: _Read | None) -> list[RGBDResult | str]:
+    def __call__(self, item: _Read | None) -> tuple[_Read | None, int, Ahead | None]:
+        if item is None or item.error is not None or item.loaded is None:
+            return item, -1, None
+        index, self.pushed = self.pushed, self.pushed + 1
+        # the tracker counts the frames it was given (speed mode detects on 0)
+        return item, index, self.stream.ahead(item.loaded.image, index)
+
+
+class _Sequence:
+    """The tracking stage: pushes frames in order into one :class:`RGBDAnonymizer`;
+    ``None`` ends the stream. Returns tracked frames, or the error of an unread pair."""
+
+    def __init__(self, stream: RGBDAnonymizer) -> None:
+        self.stream = stream
+
+    def __call__(self, step: tuple[_Read | None, int, Ahead | None]) -> list[Tracked | str]:
         from veil.errors import VeilError
 
+        item, index, ahead = step
         if item is None:
-            return list(self.stream.flush())
+            return list(self.stream.track_flush())
         if item.error is not None or item.loaded is None or item.depth is None:
             return [str(item.error)]
         try:
-            # the tracker counts the frames it was given (speed mode detects on 0)
-            results = self.stream.push(
-                item.loaded.image, item.depth, self.pushed, meta=(item.pair, item.loaded)
+            meta = (item.pair, item.loaded)
+            tracked = self.stream.track(
+                item.loaded.image, item.depth, index, meta=meta, ahead=ahead
             )
         except VeilError as exc:
             return [str(exc)]
-        self.pushed += 1
-        return list(results)
+        return list(tracked)
 
 
 @dataclass(frozen=True)
@@ -357,9 +372,10 @@ class _Job:
     ) -> _Tally:
         """Anonymize ``pairs`` in order (one tracked sequence unless ``video`` is None).
 
-        Reading (colour and depth decode), tracking + anonymization and writing (colour
-        and depth encode) overlap (:func:`veil.stages.run_stages`): two reader threads,
-        one processing thread that takes the frames in order, two writer threads, and at
+        Reading (colour and depth decode), full detection, tracking, finishing (depth
+        masks, heads, anonymization, depth policy) and writing (colour and depth encode)
+        overlap (:func:`veil.stages.run_stages`): two reader threads, one thread each for
+        detection, tracking and finishing (frames in order), two writer threads, and at
         most ``_IN_FLIGHT`` pairs between reading and the tally (plus the tracker's
         look-ahead). ``stages=False`` does the same work in this thread, one pair after
         the other (same output bytes).
@@ -368,9 +384,15 @@ class _Job:
         from veil.stages import Stage, run_stages
 
         stream = RGBDAnonymizer(self.pipeline, self.config, video, intrinsics=self.intrinsics)
+
+        def finish(tracked: list[Tracked | str]) -> list[RGBDResult | str]:
+            return [t if isinstance(t, str) else stream.finish(t) for t in tracked]
+
         steps = (
             Stage("read", self.load, 2),
-            Stage("rgbd", _Sequence(stream), 1),
+            Stage("detect", _Ahead(stream), 1),
+            Stage("track", _Sequence(stream), 1),
+            Stage("finish", finish, 1),
             Stage("write", lambda done: [self.write(r, output) for r in done], 2),
         )
         tally = _Tally()

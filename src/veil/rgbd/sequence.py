@@ -31,9 +31,13 @@ from veil.rgbd.depthmask import DepthMasker, check_depth
 from veil.rgbd.heads import find_heads_without_faces
 from veil.rgbd.synth import default_intrinsics
 from veil.types import Faces, check_image
-from veil.video import FrameAnonymizer, Pending, VideoConfig
+from veil.video import Ahead, FrameAnonymizer, Pending, VideoConfig
 
-__all__ = ["RGBDAnonymizer", "RGBDConfig", "RGBDResult"]
+__all__ = ["RGBDAnonymizer", "RGBDConfig", "RGBDResult", "Tracked"]
+
+#: a frame out of tracking, ready for :meth:`RGBDAnonymizer.finish`:
+#: ``(index, colour, depth, final faces, error, meta)``
+Tracked = tuple[int, Any, np.ndarray, Faces, "str | None", Any]
 
 log = logging.getLogger(__name__)
 
@@ -120,27 +124,62 @@ class RGBDAnonymizer:
     ) -> list[RGBDResult]:
         """Take one frame: RGB ``uint8 (H, W, 3)`` and ``float32 (H, W)`` metres (0/NaN =
         unknown). Raises ``InputError`` (and takes nothing) when they do not match."""
-        check_image(color, name=f"frame {index}")
-        depth = check_depth(depth, color.shape[:2], name=f"frame {index} depth")
-        if self.frames is None:
-            try:
-                faces, error = self.pipeline.detect(color), None
-            except VeilError as exc:
-                log.warning("frame %d: detection failed: %s", index, exc)
-                faces, error = Faces.empty(), str(exc)
-            return [self._finish(index, color, depth, faces, error, meta)]
-        return self._leave(self.frames.track(color, index, meta=(depth, meta)))
+        return [self.finish(t) for t in self.track(color, depth, index, meta=meta)]
 
     def flush(self) -> list[RGBDResult]:
         """Return every buffered frame; call at the end of the stream."""
+        return [self.finish(t) for t in self.track_flush()]
+
+    # :meth:`push` in three parts, so a caller can run them in threads of their own, each
+    # in frame order: ``ahead`` (the full detector) -> ``track`` -> ``finish`` (depth
+    # masks, heads, anonymization, depth policy). The results are those of ``push``.
+
+    def ahead(self, color: np.ndarray, index: int) -> Ahead:
+        """The full detection of frame ``index`` (what :meth:`track` would run), worked
+        out ahead; call once per frame, in order, and pass the result to :meth:`track`."""
+        check_image(color, name=f"frame {index}")
+        if self.frames is not None:
+            return self.frames.ahead(color, index)
+        try:
+            return Ahead(True, self.pipeline.detect(color))
+        except VeilError as exc:
+            return Ahead(True, error=str(exc))
+
+    def track(
+        self,
+        color: np.ndarray,
+        depth: np.ndarray,
+        index: int,
+        *,
+        meta: Any = None,
+        ahead: Ahead | None = None,
+    ) -> list[Tracked]:
+        """The frames leaving tracking (with ``video``: 0 or 1, ``lookahead`` frames
+        late; without: this one) with their final faces, for :meth:`finish`."""
+        check_image(color, name=f"frame {index}")
+        depth = check_depth(depth, color.shape[:2], name=f"frame {index} depth")
+        if self.frames is None:
+            ahead = ahead or self.ahead(color, index)
+            if ahead.error is not None:
+                log.warning("frame %d: detection failed: %s", index, ahead.error)
+            faces = ahead.faces if ahead.faces is not None else Faces.empty()
+            return [(index, color, depth, faces, ahead.error, meta)]
+        return self._leave(self.frames.track(color, index, meta=(depth, meta), ahead=ahead))
+
+    def track_flush(self) -> list[Tracked]:
+        """Every frame still in the look-ahead buffer, for :meth:`finish`."""
         return [] if self.frames is None else self._leave(self.frames.track_flush())
 
-    def _leave(self, pending: list[Pending]) -> list[RGBDResult]:
-        """Frames out of the look-ahead buffer with their final faces -> results."""
-        out = []
+    def finish(self, tracked: Tracked) -> RGBDResult:
+        """Depth masks, heads, anonymization and depth policy of one tracked frame."""
+        return self._finish(*tracked)
+
+    @staticmethod
+    def _leave(pending: list[Pending]) -> list[Tracked]:
+        out: list[Tracked] = []
         for pf, faces in pending:
             depth, meta = pf.meta
-            out.append(self._finish(pf.index, pf.image, depth, faces, pf.error, meta))
+            out.append((pf.index, pf.image, depth, faces, pf.error, meta))
         return out
 
     def _finish(
