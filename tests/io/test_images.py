@@ -450,6 +450,17 @@ def test_encoder_failure_leaves_no_temp_file(
 
     monkeypatch.setattr(Image.Image, "save", broken_save)
     with pytest.raises(OutputError, match="disk full"):
+        write_image(tmp_path / "out.jpg", gradient())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fast_png_encoder_failure_leaves_no_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cv2
+
+    monkeypatch.setattr(cv2, "imencode", lambda *a: (False, None))
+    with pytest.raises(OutputError, match="could not encode"):
         write_image(tmp_path / "out.png", gradient())
     assert list(tmp_path.iterdir()) == []
 
@@ -516,3 +527,34 @@ def test_png_compression_changes_size_never_pixels(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="png_compression=10"):
         write_image(tmp_path / "bad.png", image, png_compression=10)
     assert not (tmp_path / "bad.png").exists()
+
+
+def test_png_rle_constants_are_opencvs() -> None:
+    import cv2
+
+    from veil.io.images import PNG_RLE
+
+    assert PNG_RLE == (cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_fast_png_path_round_trips_exactly(tmp_path: Path, mode: str) -> None:
+    """PNGs without metadata are encoded by OpenCV (run-length strategy): the pixels,
+    alpha included, read back exactly."""
+    from veil.io.images import read_image, write_image
+
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (37, 53, 3), np.uint8)
+    src = tmp_path / "src.png"
+    Image.fromarray(
+        np.dstack([rgb, rng.integers(0, 256, (37, 53), np.uint8)]) if mode == "RGBA" else rgb
+    ).save(src)
+    loaded = read_image(src)
+    out = tmp_path / "out.png"
+    write_image(out, rgb, like=loaded)
+    with Image.open(out) as back:
+        assert back.mode == mode
+        np.testing.assert_array_equal(np.asarray(back.convert("RGB")), rgb)
+        if mode == "RGBA":
+            with Image.open(src) as orig:
+                np.testing.assert_array_equal(np.asarray(back)[..., 3], np.asarray(orig)[..., 3])

