@@ -1,0 +1,117 @@
+"""Bounded working resolution: detection on a large image never runs at its full size.
+
+A detector's memory grows with the pixels of its input (CenterFace on a 7000 x 7000 image
+took over 6 GB). Above ``work_pixels`` an image is analysed in two ways instead:
+
+- an **overview**: the whole image downscaled to ``work_pixels``, which finds every face
+  large enough to stay detectable after the downscale (about 12 px there);
+- **tiles** of ``tile`` x ``tile`` native pixels, all the same size (one model shape),
+  overlapping by more than the smallest face the overview finds, so each small face lies
+  whole in at least one tile. Tile faces that touch an inner tile edge are dropped (the
+  neighbour tile, or the overview, holds them whole).
+
+Both are fused with weighted box fusion. Memory is bounded by ``work_pixels`` and
+``tile``, whatever the image size; time stays about that of a full-resolution pass.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+from veil.boxes import fuse_boxes, nms
+from veil.types import Faces
+
+__all__ = ["TILE", "WORK_PIXELS", "detect_bounded", "tile_starts"]
+
+WORK_PIXELS = 2048 * 2048
+"""Largest image a detector sees whole; larger ones get an overview plus tiles."""
+TILE = 1024
+"""Side of the native-resolution tiles of a large image."""
+_MIN_FACE = 24  # px in the overview a face needs to be found there reliably (CenterFace ~12)
+
+
+def detect_bounded(
+    detect: Callable[[np.ndarray], Faces],
+    image: np.ndarray,
+    *,
+    work_pixels: int = WORK_PIXELS,
+    tile: int = TILE,
+    iou: float = 0.3,
+) -> Faces:
+    """``detect(image)``, or for an image over ``work_pixels`` pixels an overview pass
+    plus native tiles (see the module docstring); boxes in ``image``'s coordinates."""
+    h, w = image.shape[:2]
+    if h * w <= work_pixels:
+        return detect(image)
+    scale = math.sqrt(work_pixels / (h * w))
+    small = cv2.resize(
+        image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+    )
+    overview = _scaled(detect(small), w / small.shape[1], h / small.shape[0])
+    del small
+    overlap = min(tile // 2, 32 * math.ceil(_MIN_FACE / scale / 32))
+    th, tw = min(tile, h), min(tile, w)
+    parts = [overview]
+    for y0 in tile_starts(h, th, overlap):
+        for x0 in tile_starts(w, tw, overlap):
+            found = detect(image[y0 : y0 + th, x0 : x0 + tw])
+            parts.append(_tile_faces(found, (x0, y0), (tw, th), (w, h)))
+    return _fuse(Faces.merge(parts), iou).clip((h, w))
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of equal tiles of ``tile`` px covering ``length`` px, neighbours
+    overlapping by at least ``overlap`` px (spread evenly, the last one flush with the end)."""
+    if length <= tile:
+        return [0]
+    count = math.ceil((length - overlap) / (tile - overlap))
+    count = max(count, 2)
+    return [round(i * (length - tile) / (count - 1)) for i in range(count)]
+
+
+def _scaled(faces: Faces, fx: float, fy: float) -> Faces:
+    if len(faces):
+        faces = faces[np.arange(len(faces))]  # a copy: never edit the detector's arrays
+        faces.xyxy = faces.xyxy * np.array([fx, fy, fx, fy], np.float32)
+        if faces.landmarks is not None:
+            faces.landmarks = faces.landmarks * np.array([fx, fy], np.float32)
+        faces.masks = None  # masks of the overview's size mean nothing at full size
+    return faces
+
+
+def _tile_faces(
+    faces: Faces, origin: tuple[int, int], size: tuple[int, int], full: tuple[int, int]
+) -> Faces:
+    """Tile faces moved to image coordinates; those touching an inner tile edge dropped."""
+    if not len(faces):
+        return faces
+    (x, y), (tw, th), (w, h) = origin, size, full
+    faces = faces[np.arange(len(faces))]
+    faces.masks = None
+    shift = np.array([x, y, x, y], np.float32)
+    faces.xyxy = faces.xyxy + shift
+    if faces.landmarks is not None:
+        faces.landmarks = faces.landmarks + shift[:2]
+    lo = shift + 1
+    hi = np.array([x + tw, y + th, x + tw, y + th], np.float32) - 1
+    inner_lo = np.array([x > 0, y > 0, x > 0, y > 0])
+    inner_hi = np.array([x + tw < w, y + th < h] * 2)
+    cut = ((faces.xyxy <= lo) & inner_lo) | ((faces.xyxy >= hi) & inner_hi)
+    return faces[~cut.any(axis=1)]
+
+
+def _fuse(faces: Faces, iou: float) -> Faces:
+    """One box per face found by several passes (score-weighted mean box, best landmarks)."""
+    if len(faces) < 2:
+        return faces
+    scores = np.asarray(faces.scores)
+    if len(nms(faces.xyxy, scores, iou)) == len(faces):
+        return faces
+    xyxy, fused, members = fuse_boxes(faces.xyxy, scores, iou)
+    best = [int(m[np.argmax(scores[m])]) for m in members]
+    lms = None if faces.landmarks is None else faces.landmarks[best]
+    return Faces(xyxy=xyxy, scores=fused, landmarks=lms)
