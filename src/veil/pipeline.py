@@ -78,7 +78,13 @@ class Pipeline:
         return self._call(self._bounded(self.detector.detect_keyframe), image)
 
     def _bounded(self, method: Callable[[np.ndarray], Faces]) -> Callable[[np.ndarray], Faces]:
-        return lambda image: detect_bounded(method, image, work_pixels=self.work_pixels)
+        def bounded(image: np.ndarray) -> Faces:
+            overview = self.detector.detect_window
+            return detect_bounded(
+                method, image, overview_detect=overview, work_pixels=self.work_pixels
+            )
+
+        return bounded
 
     def _call(self, method: Callable[[np.ndarray], Faces], image: np.ndarray) -> Faces:
         check_image(image)

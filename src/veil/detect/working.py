@@ -3,15 +3,17 @@
 A detector's memory grows with the pixels of its input (CenterFace on a 7000 x 7000 image
 took over 6 GB). Above ``work_pixels`` an image is analysed in two ways instead:
 
-- an **overview**: the whole image downscaled to ``work_pixels``, which finds every face
-  large enough to stay detectable after the downscale (about 12 px there);
-- **tiles** of ``tile`` x ``tile`` native pixels, all the same size (one model shape),
-  overlapping by more than the smallest face the overview finds, so each small face lies
-  whole in at least one tile. Tile faces that touch an inner tile edge are dropped (the
-  neighbour tile, or the overview, holds them whole).
+- an **overview**: the whole image downscaled so its longer side is ``overview`` px and
+  zero-padded to an ``overview`` square, for the faces too large for the tiles (only its
+  faces of at least half the tiles' overlap are kept);
+- **tiles** of ``tile`` x ``tile`` native pixels, all the same size, overlapping by more
+  than the smallest face the overview finds reliably (24 px there), so each smaller face
+  lies whole in at least one tile. Tile faces that touch an inner tile edge are dropped
+  (the neighbour tile, or the overview, holds them whole).
 
-Both are fused with weighted box fusion. Memory is bounded by ``work_pixels`` and
-``tile``, whatever the image size; time stays about that of a full-resolution pass.
+Both are fused with weighted box fusion. The detector sees two input shapes whatever the
+image (inference runtimes keep buffers per shape), so memory is bounded by ``tile``;
+time is about 1.5-2x that of one full-resolution pass (the overlaps).
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ import numpy as np
 from veil.boxes import fuse_boxes, nms
 from veil.types import Faces
 
-__all__ = ["TILE", "WORK_PIXELS", "detect_bounded", "tile_starts"]
+__all__ = ["OVERVIEW", "TILE", "WORK_PIXELS", "detect_bounded", "tile_starts"]
 
 WORK_PIXELS = 2048 * 2048
 """Largest image a detector sees whole; larger ones get an overview plus tiles."""
-TILE = 1024
+TILE = 1536
 """Side of the native-resolution tiles of a large image."""
+OVERVIEW = 1024
+"""Side of the (padded, square) downscaled overview of a large image."""
 _MIN_FACE = 24  # px in the overview a face needs to be found there reliably (CenterFace ~12)
 
 
@@ -38,24 +42,34 @@ def detect_bounded(
     detect: Callable[[np.ndarray], Faces],
     image: np.ndarray,
     *,
+    overview_detect: Callable[[np.ndarray], Faces] | None = None,
     work_pixels: int = WORK_PIXELS,
     tile: int = TILE,
+    overview: int = OVERVIEW,
     iou: float = 0.3,
 ) -> Faces:
     """``detect(image)``, or for an image over ``work_pixels`` pixels an overview pass
-    plus native tiles (see the module docstring); boxes in ``image``'s coordinates."""
+    plus native tiles (see the module docstring); boxes in ``image``'s coordinates.
+    ``overview_detect`` (default ``detect``) runs on the overview: it only needs the
+    large faces, so :meth:`~veil.detect.base.Detector.detect_window` (no small-face
+    pass) is enough."""
     h, w = image.shape[:2]
     if h * w <= work_pixels:
         return detect(image)
-    scale = math.sqrt(work_pixels / (h * w))
-    small = cv2.resize(
-        image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
-    )
-    overview = _scaled(detect(small), w / small.shape[1], h / small.shape[0])
+    scale = min(1.0, overview / max(h, w))
+    sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+    small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
+    if scale < 1.0:  # one input shape for every large image
+        small = cv2.copyMakeBorder(small, 0, overview - sh, 0, overview - sw, cv2.BORDER_CONSTANT)
+    found = (overview_detect or detect)(small)
     del small
+    found = found[(found.xyxy[:, 0] < sw) & (found.xyxy[:, 1] < sh)]  # none in the padding
     overlap = min(tile // 2, 32 * math.ceil(_MIN_FACE / scale / 32))
+    # the overview is for faces too large for the tiles; its smaller ones are poorly
+    # placed (a few px there) and the tiles find them whole at full resolution
+    found = _scaled(found, w / sw, h / sh)
+    parts = [found[found.sizes >= overlap / 2]]
     th, tw = min(tile, h), min(tile, w)
-    parts = [overview]
     for y0 in tile_starts(h, th, overlap):
         for x0 in tile_starts(w, tw, overlap):
             found = detect(image[y0 : y0 + th, x0 : x0 + tw])

@@ -219,9 +219,24 @@ def _convert(im: Image.Image, icc: bytes | None) -> tuple[np.ndarray, np.ndarray
     if im.mode == "CMYK":
         return np.asarray(_cmyk_to_rgb(im, icc)), None
     if "A" in im.getbands() or "transparency" in im.info:
-        rgba = np.asarray(im.convert("RGBA"))
+        rgba = _array(im.convert("RGBA"))
         return np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
-    return np.asarray(im if im.mode == "RGB" else im.convert("RGB")), None
+    return _array(im if im.mode == "RGB" else im.convert("RGB")), None
+
+
+def _array(im: Image.Image) -> np.ndarray:
+    """A decoded image as a numpy array, copied a band of rows at a time: ``np.asarray``
+    on a whole image holds two extra full copies on the way (bytes chunks and their join)."""
+    w, h = im.size
+    rows = max(1, (1 << 22) // max(w, 1))  # about 4 million pixels per band
+    if h <= rows:
+        return np.asarray(im)
+    first = np.asarray(im.crop((0, 0, w, rows)))
+    out = np.empty((h, *first.shape[1:]), first.dtype)
+    out[:rows] = first
+    for y in range(rows, h, rows):
+        out[y : y + rows] = np.asarray(im.crop((0, y, w, min(h, y + rows))))
+    return out
 
 
 def _wide_to_rgb(im: Image.Image) -> np.ndarray:
