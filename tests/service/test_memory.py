@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -89,23 +89,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]
     assert list(work.iterdir()) == []  # the work folder went with the server
 
 
-@pytest.mark.parametrize(
-    ("name", "make"),
-    [
-        ("7000x7000 uniform JPEG", lambda: encoded(np.full((7000, 7000, 3), 127, np.uint8), "JPEG")),
-        (
-            "7000x7000 float TIFF",
-            lambda: encoded(
-                np.zeros((7000, 7000), np.float32), "TIFF", compression="tiff_adobe_deflate"
-            ),
-        ),
-    ],
-)
+def jpeg_bomb() -> bytes:
+    return encoded(np.full((7000, 7000, 3), 127, np.uint8), "JPEG")
+
+
+def float_tiff_bomb() -> bytes:
+    return encoded(np.zeros((7000, 7000), np.float32), "TIFF", compression="tiff_adobe_deflate")
+
+
+@pytest.mark.parametrize(("name", "make"), [("JPEG", jpeg_bomb), ("float TIFF", float_tiff_bomb)])
 def test_a_tiny_file_of_a_huge_image_is_refused_before_decoding(
-    server: tuple[str, int], name: str, make: object
+    server: tuple[str, int], name: str, make: Callable[[], bytes]
 ) -> None:
     url, pid = server
-    data = make()  # type: ignore[operator]
+    data = make()
     assert len(data) < 1_000_000, name  # a small upload...
     before = peak_mb(pid)
     response = httpx.post(f"{url}/api/anonymize", files={"image": ("x", data)}, timeout=120)
@@ -127,4 +124,4 @@ def test_a_large_image_is_anonymized_within_its_memory_bound(server: tuple[str, 
     assert response.status_code == 200, response.text
     assert int(response.headers["X-Veil-Faces"]) >= 1
     assert face_changed(image, box, response.content) > 10
-    assert peak_mb(pid) - warm < 600, (warm, peak_mb(pid))
+    assert peak_mb(pid) - warm < 520, (warm, peak_mb(pid))  # native detection: ~1100
