@@ -183,7 +183,7 @@ def long_clip(path: Path, frames: int) -> Path:
 def start_veil_serve(port: int, *options: str) -> subprocess.Popen[bytes]:
     """``veil serve`` (the command, with its connection limits) in its own process."""
     cmd = [sys.executable, "-m", "veil.cli", "serve", "--port", str(port), *options]
-    server = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
