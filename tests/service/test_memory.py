@@ -125,3 +125,34 @@ def test_a_large_image_is_anonymized_within_its_memory_bound(server: tuple[str, 
     assert int(response.headers["X-Veil-Faces"]) >= 1
     assert face_changed(image, box, response.content) > 10
     assert peak_mb(pid) - warm < 520, (warm, peak_mb(pid))  # native detection: ~1100
+
+
+def huge_frame_clip(path: Path, side: int = 7000, frames: int = 3) -> Path:
+    """``frames`` uniform ``side x side`` H.264 frames: a small file of huge frames."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width = stream.height = side
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"preset": "ultrafast"}
+        frame = av.VideoFrame.from_ndarray(np.full((side, side, 3), 90, np.uint8), "rgb24")
+        for _ in range(frames):
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def test_a_video_of_huge_frames_is_refused_before_decoding(
+    server: tuple[str, int], tmp_path: Path
+) -> None:
+    url, pid = server
+    clip = huge_frame_clip(tmp_path / "huge.mp4")
+    assert clip.stat().st_size < 2_000_000
+    before = peak_mb(pid)
+    with clip.open("rb") as f:
+        response = httpx.post(f"{url}/api/jobs", files={"files": ("huge.mp4", f)}, timeout=120)
+    assert response.status_code == 413, response.text
+    error = response.json()["error"]
+    assert error["code"] == "too_much_memory" and "7000 x 7000" in error["message"]
+    assert peak_mb(pid) < before + 64  # not one frame was decoded

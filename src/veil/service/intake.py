@@ -227,7 +227,7 @@ def _paced(receive: Receive, limit: int, timeout: float) -> Receive:
             return await receive()
         try:
             message = await asyncio.wait_for(receive(), timeout)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # TimeoutError itself from Python 3.11
             raise ApiError(408, "timeout", f"no body data for {timeout:g} s") from None
         seen += len(message.get("body", b""))
         complete = message["type"] != "http.request" or not message.get("more_body", False)
@@ -359,6 +359,7 @@ def sniff(path: Path, settings: ServiceSettings) -> tuple[str, int]:
         return "image", 0
     from veil.io.video import probe_video
 
+    _check_video_header(path, settings)  # before a frame is decoded
     try:
         info = probe_video(path)
     except InputError as exc:
@@ -381,6 +382,24 @@ def sniff(path: Path, settings: ServiceSettings) -> tuple[str, int]:
     what = f"a video of {info.width} x {info.height} frames"
     check_memory(video_memory(info.width, info.height), s, what)
     return "video", frames
+
+
+def _check_video_header(path: Path, settings: ServiceSettings) -> None:
+    """413 when the container's first video stream declares frames over the pixel or
+    memory limits; nothing when it cannot tell (``probe_video`` then decides)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            w, h = stream.codec_context.width, stream.codec_context.height
+    except (av.FFmpegError, IndexError, OSError, ValueError):
+        return
+    if w * h > settings.max_pixels:
+        message = f"video frames of {w} x {h} have more than {settings.max_pixels:,} pixels"
+        raise ApiError(413, "too_many_pixels", message)
+    if w and h:
+        check_memory(video_memory(w, h), settings, f"a video of {w} x {h} frames")
 
 
 def video_suffix(path: Path) -> str:
