@@ -195,17 +195,22 @@ def start_veil_serve(port: int, *options: str) -> subprocess.Popen[bytes]:
     raise RuntimeError("veil serve did not start within 60 s")
 
 
-def peak_for(data: bytes, name: str, *options: str) -> tuple[int, str, float, float]:
-    """A fresh server, one warm-up request, then ``data``: (status, code, warm MiB, peak MiB)."""
+def peak_for(data: bytes, name: str, *options: str) -> dict[str, float | str]:
+    """A fresh server, one warm-up request, then ``data`` twice: the answer, peak RSS
+    (VmHWM) when warm and after each request, and RSS after each request (MiB)."""
     port = free_port()
     server = start_veil_serve(port, *options)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
             post(client, face_image())
-            warm = status_mb(server.pid, "VmHWM")
-            response = client.post("/api/anonymize", files={"image": (name, data)})
-            code = "" if response.is_success else response.json()["error"]["code"]
-            return response.status_code, code, warm, status_mb(server.pid, "VmHWM")
+            row: dict[str, float | str] = {"warm": status_mb(server.pid, "VmHWM")}
+            for k in (1, 2):
+                response = client.post("/api/anonymize", files={"image": (name, data)})
+                code = "" if response.is_success else response.json()["error"]["code"]
+                row["answer"] = f"{response.status_code} {code}".strip()
+                row[f"peak{k}"] = status_mb(server.pid, "VmHWM")
+                row[f"after{k}"] = status_mb(server.pid, "VmRSS")
+            return row
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -219,8 +224,9 @@ def mixed_images() -> list[bytes]:
 def abuse(args: argparse.Namespace) -> None:
     print(f"# {cpu_model()}, {os.cpu_count()} cores, python {platform.python_version()}")
     print("# each case: a fresh `veil serve` (default settings), one 640x480 warm-up request")
-    print("| input | file KiB | answer | warm peak MiB | peak MiB |")
-    print("|---|---:|---|---:|---:|")
+    print("# then the input twice; peak = VmHWM, after = VmRSS once the answer arrived")
+    print("| input | file KiB | answer | warm peak | peak | after | peak, 2nd | after, 2nd |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|")
     cases = [
         ("7000x7000 uniform JPEG (bomb)", encoded(np.full((7000, 7000, 3), 127, np.uint8), "JPEG")),
         ("7000x7000 photo JPEG", photo_7000()),
@@ -228,9 +234,12 @@ def abuse(args: argparse.Namespace) -> None:
     ]
     peaks = {}
     for label, data in cases:
-        status, code, warm, peak = peak_for(data, "x.img")
-        peaks[label] = peak
-        print(f"| {label} | {len(data) / 1024:.0f} | {status} {code} | {warm:.0f} | {peak:.0f} |")
+        r = peak_for(data, "x.img")
+        peaks[label] = float(r["peak1"])
+        print(
+            f"| {label} | {len(data) / 1024:.0f} | {r['answer']} | {r['warm']:.0f} | "
+            f"{r['peak1']:.0f} | {r['after1']:.0f} | {r['peak2']:.0f} | {r['after2']:.0f} |"
+        )
     bomb, photo = peaks[cases[0][0]], peaks[cases[1][0]]
     print(
         f"\nbomb / photo peak RSS: {bomb / photo:.2f} (target <= 1.2); "
