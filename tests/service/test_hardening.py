@@ -157,6 +157,27 @@ def test_queue_full_and_too_large_are_answered_before_the_body(
         assert answer.startswith(b"HTTP/1.1 413"), answer
 
 
+def test_sync_requests_beyond_twice_the_slots_are_answered_before_the_body(
+    serve: Any, tmp_path: Path
+) -> None:
+    settings = ServiceSettings(work_dir=tmp_path, max_sync=1, body_timeout=20)
+    with serve(settings) as (url, _):
+        port = int(url.rsplit(":", 1)[1])
+        slow = []
+        for _ in range(2):  # two uploads in progress: one per slot plus one waiting
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.sendall(upload_head(port, "/api/anonymize", 100_000) + b"--XyZ\r\n")
+            slow.append(sock)
+        time.sleep(0.3)
+        try:
+            answer = raw_request(port, upload_head(port, "/api/anonymize", 100_000))
+            assert answer.startswith(b"HTTP/1.1 503"), answer
+            assert b"retry-after: 2" in answer.lower()
+        finally:
+            for sock in slow:
+                sock.close()
+
+
 def test_uploads_are_spooled_in_the_work_folder(
     serve: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
