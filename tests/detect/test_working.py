@@ -92,3 +92,23 @@ def test_faces_larger_than_a_tile_come_from_the_overview() -> None:
         detector.detect, image, overview_detect=lambda im: Faces.empty(), tile=512
     )
     assert best_iou(blind, boxes[0]) < 0.3  # the check above is not trivially met
+
+
+def test_flat_tiles_are_skipped_but_a_small_face_on_a_flat_background_is_not() -> None:
+    """A uniform image (as in a "decompression bomb") costs the overview only; a
+    24 px face pasted on it still gets its tile."""
+    image = np.full((5000, 5000, 3), 127, np.uint8)
+    detector = Pipeline.from_config(RunConfig()).detector
+    seen: list[tuple[int, int]] = []
+
+    def detect(im: np.ndarray):  # type: ignore[no-untyped-def]
+        seen.append(im.shape[:2])
+        return detector.detect(im)
+
+    assert len(detect_bounded(detect, image, overview_detect=detector.detect_window)) == 0
+    assert seen == []
+    small = cv2.resize(skimage.data.astronaut(), (128, 128), interpolation=cv2.INTER_AREA)
+    image[3000:3128, 2000:2128] = small
+    found = detect_bounded(detect, image, overview_detect=detector.detect_window)
+    assert 1 <= len(seen) <= 4  # the tiles holding the face, no others
+    assert best_iou(found, ASTRONAUT_FACE / 4 + np.array([2000, 3000, 2000, 3000])) > 0.4

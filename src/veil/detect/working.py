@@ -9,7 +9,8 @@ took over 6 GB). Above ``work_pixels`` an image is analysed in two ways instead:
 - **tiles** of ``tile`` x ``tile`` native pixels, all the same size, overlapping by more
   than the smallest face the overview finds reliably (24 px there), so each smaller face
   lies whole in at least one tile. Tile faces that touch an inner tile edge are dropped
-  (the neighbour tile, or the overview, holds them whole).
+  (the neighbour tile, or the overview, holds them whole). A flat tile (every value
+  within 4 levels, e.g. the inside of a "decompression bomb") is not run at all.
 
 Both are fused with weighted box fusion. The detector sees two input shapes whatever the
 image (inference runtimes keep buffers per shape), so memory is bounded by ``tile``;
@@ -36,6 +37,7 @@ TILE = 1536
 OVERVIEW = 1024
 """Side of the (padded, square) downscaled overview of a large image."""
 _MIN_FACE = 24  # px in the overview a face needs to be found there reliably (CenterFace ~12)
+_FLAT = 4  # a tile whose values all lie within this many levels is skipped
 
 
 def detect_bounded(
@@ -72,8 +74,10 @@ def detect_bounded(
     th, tw = min(tile, h), min(tile, w)
     for y0 in tile_starts(h, th, overlap):
         for x0 in tile_starts(w, tw, overlap):
-            found = detect(image[y0 : y0 + th, x0 : x0 + tw])
-            parts.append(_tile_faces(found, (x0, y0), (tw, th), (w, h)))
+            view = image[y0 : y0 + th, x0 : x0 + tw]
+            if int(view.max()) - int(view.min()) <= _FLAT:
+                continue  # nothing there: no face has less contrast than this
+            parts.append(_tile_faces(detect(view), (x0, y0), (tw, th), (w, h)))
     return _fuse(Faces.merge(parts), iou).clip((h, w))
 
 
