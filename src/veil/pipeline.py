@@ -12,6 +12,7 @@ from veil import __version__
 from veil.anonymize.base import ANONYMIZERS, Anonymizer
 from veil.config import RunConfig
 from veil.detect.base import DETECTORS, Detector
+from veil.detect.working import WORK_PIXELS, detect_bounded
 from veil.errors import BackendError, VeilError
 from veil.io.yuv import YUV420, even_box, merge_boxes
 from veil.mask import Masker, Region
@@ -34,6 +35,10 @@ class Pipeline:
 
     Any failure raises; the caller then writes nothing for that image (fail closed):
     the pipeline never returns an image whose faces were not processed.
+
+    Detection works on a bounded resolution: an image over ``work_pixels`` pixels is
+    analysed as a downscaled overview plus native tiles (:mod:`veil.detect.working`), so
+    the detector's memory does not grow with the image.
     """
 
     def __init__(
@@ -41,10 +46,13 @@ class Pipeline:
         detector: Detector,
         anonymizer: Anonymizer,
         masker: Masker | None = None,
+        *,
+        work_pixels: int = WORK_PIXELS,
     ) -> None:
         self.detector = detector
         self.anonymizer = anonymizer
         self.masker = masker or Masker()
+        self.work_pixels = work_pixels
 
     @classmethod
     def from_config(cls, config: RunConfig, *, detector: Detector | None = None) -> Pipeline:
@@ -59,7 +67,7 @@ class Pipeline:
         return cls(det, anon, masker)
 
     def detect(self, image: np.ndarray) -> Faces:
-        return self._call(self.detector.detect, image)
+        return self._call(self._bounded(self.detector.detect), image)
 
     def detect_window(self, image: np.ndarray) -> Faces:
         """:meth:`Detector.detect_window` with the same error handling as :meth:`detect`."""
@@ -67,7 +75,16 @@ class Pipeline:
 
     def detect_keyframe(self, image: np.ndarray) -> Faces:
         """:meth:`Detector.detect_keyframe` with the same error handling as :meth:`detect`."""
-        return self._call(self.detector.detect_keyframe, image)
+        return self._call(self._bounded(self.detector.detect_keyframe), image)
+
+    def _bounded(self, method: Callable[[np.ndarray], Faces]) -> Callable[[np.ndarray], Faces]:
+        def bounded(image: np.ndarray) -> Faces:
+            overview = self.detector.detect_window
+            return detect_bounded(
+                method, image, overview_detect=overview, work_pixels=self.work_pixels
+            )
+
+        return bounded
 
     def _call(self, method: Callable[[np.ndarray], Faces], image: np.ndarray) -> Faces:
         check_image(image)

@@ -558,3 +558,31 @@ def test_fast_png_path_round_trips_exactly(tmp_path: Path, mode: str) -> None:
         if mode == "RGBA":
             with Image.open(src) as orig:
                 np.testing.assert_array_equal(np.asarray(back)[..., 3], np.asarray(orig)[..., 3])
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "F", "I;16"])
+def test_large_images_are_converted_band_by_band_exactly(tmp_path: Path, mode: str) -> None:
+    """Images taller than one conversion band (about 4 megapixels) come out exactly as a
+    whole-image conversion would give them, with no row missing or repeated."""
+    rng = np.random.default_rng(3)
+    h, w = 2600, 2048  # 2048 rows per band: two bands, the second partial
+    if mode in ("RGB", "RGBA"):
+        pixels = rng.integers(0, 256, (h, w, len(mode)), dtype=np.uint8)
+        expected = pixels[..., :3]
+    elif mode == "F":
+        pixels = rng.uniform(-20, 300, (h, w)).astype(np.float32)
+        grey = np.clip(np.rint(pixels.astype(np.float64)), 0, 255).astype(np.uint8)
+        expected = np.repeat(grey[..., None], 3, axis=2)
+    else:
+        pixels = rng.integers(0, 65536, (h, w), dtype=np.uint16)
+        grey = np.clip(np.rint(pixels / 257.0), 0, 255).astype(np.uint8)
+        expected = np.repeat(grey[..., None], 3, axis=2)
+    im = Image.fromarray(pixels)
+    assert im.mode == mode
+    path = save(tmp_path / "big.tif", im, "TIFF")
+    loaded = read_image(path)
+    assert loaded.image.shape == (h, w, 3) and loaded.image.dtype == np.uint8
+    np.testing.assert_array_equal(loaded.image, expected)
+    if mode == "RGBA":
+        assert loaded.alpha is not None
+        np.testing.assert_array_equal(loaded.alpha, pixels[..., 3])

@@ -254,7 +254,13 @@ def test_unread_results_expire(serve: Any, face: Any, tmp_path: Path) -> None:
         assert work_files(app) == []
 
 
-def test_openapi_schema_is_served(server: Any) -> None:
+def test_openapi_schema_is_served_with_the_token(server: Any) -> None:
     client, _ = server
-    schema = client.get("/openapi.json").json()
+    for path in ("/openapi.json", "/docs"):
+        refused = client.get(path)
+        assert refused.status_code == 401, path
+        assert refused.json()["error"]["code"] == "unauthorized"
+    for path in ("/", "/static/app.js", "/static/style.css", "/api/health"):
+        assert client.get(path).status_code == 200, path
+    schema = client.get("/openapi.json", headers=AUTH).json()
     assert {"/api/anonymize", "/api/jobs", "/api/jobs/{job_id}/result"} <= set(schema["paths"])

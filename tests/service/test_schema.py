@@ -23,7 +23,9 @@ from veil.service import ServiceSettings, create_app  # noqa: E402
 
 TOKEN = "schema-token-0123456789"
 APP = create_app(ServiceSettings(token=TOKEN, max_image_bytes=1_000_000, max_pixels=2_000_000))
-SCHEMA = schemathesis.openapi.from_asgi("/openapi.json", APP)
+SCHEMA = schemathesis.openapi.from_asgi(  # the schema, too, needs the token
+    "/openapi.json", APP, headers={"Authorization": f"Bearer {TOKEN}"}
+)
 CHECKS = [
     not_a_server_error,
     status_code_conformance,

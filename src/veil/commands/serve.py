@@ -1,7 +1,9 @@
 """``veil serve``: the HTTP service and its web page (FastAPI + uvicorn, extra ``serve``).
 
 Off loopback a token is required: ``--token`` (or ``VEIL_TOKEN``), else one is generated
-and printed once; ``--no-auth`` turns authentication off on purpose.
+and printed once; ``--no-auth`` turns authentication off on purpose (with a loud warning).
+On loopback without a token only loopback ``Host`` names and same-origin requests are
+served, so web pages the local user opens cannot use the API.
 """
 
 from __future__ import annotations
@@ -48,6 +50,35 @@ MB = 1024 * 1024
 @click.option("--max-video-mb", type=click.IntRange(1), default=2048, show_default=True)
 @click.option("--max-pixels", type=click.IntRange(1), default=50_000_000, show_default=True)
 @click.option(
+    "--max-memory",
+    "max_memory_mb",
+    type=click.IntRange(64),
+    default=None,
+    help="MB one request or job may need, estimated from its header before decoding "
+    "[default: a quarter of the RAM split among --max-sync + --max-jobs].",
+)
+@click.option(
+    "--max-frames",
+    type=click.IntRange(1),
+    default=54_000,
+    show_default=True,
+    help="Most frames of a video job.",
+)
+@click.option(
+    "--max-duration",
+    type=click.FloatRange(min=1),
+    default=1800.0,
+    show_default=True,
+    help="Longest video, seconds.",
+)
+@click.option(
+    "--job-timeout",
+    type=click.FloatRange(min=1),
+    default=3600.0,
+    show_default=True,
+    help="Seconds a job may run before it fails.",
+)
+@click.option(
     "--ttl",
     type=click.FloatRange(1),
     default=600.0,
@@ -58,7 +89,7 @@ MB = 1024 * 1024
     "--work-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Where the private temporary folder is created (default: system temp).",
+    help="Where the private work folder (uploads, results) is created [default: system temp].",
 )
 def serve(host: str, port: int, token: str | None, no_auth: bool, **o: Any) -> None:
     """Serve the web page and the HTTP API (anonymize images, video jobs).
@@ -69,11 +100,12 @@ def serve(host: str, port: int, token: str | None, no_auth: bool, **o: Any) -> N
       veil serve --host 0.0.0.0 --token "$SECRET" --max-jobs 2
     """
     try:
-        import uvicorn
-
         from veil.service import ServiceSettings, create_app, is_loopback
+        from veil.service.server import run
 
-        token = _token(host, token, no_auth, is_loopback(host))
+        loopback = is_loopback(host)
+        token = _token(host, token, no_auth, loopback)
+        max_memory = o["max_memory_mb"]
         settings = ServiceSettings(
             token=token,
             max_image_bytes=o["max_image_mb"] * MB,
@@ -84,6 +116,11 @@ def serve(host: str, port: int, token: str | None, no_auth: bool, **o: Any) -> N
             max_queue=o["max_queue"],
             result_ttl=o["ttl"],
             work_dir=o["work_dir"],
+            max_memory=None if max_memory is None else max_memory * MB,
+            max_frames=o["max_frames"],
+            max_duration=o["max_duration"],
+            job_timeout=o["job_timeout"],
+            loopback_only=loopback,
             config=_run_config(o["settings_file"], o["detector"], o["method"]),
         )
         app = create_app(settings)
@@ -94,13 +131,19 @@ def serve(host: str, port: int, token: str | None, no_auth: bool, **o: Any) -> N
     except VeilError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"veil: serving on http://{host}:{port}/", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+    run(app, host, port)
 
 
 def _token(host: str, token: str | None, no_auth: bool, loopback: bool) -> str | None:
     if no_auth:
         if token:
             raise click.UsageError("--no-auth and --token exclude each other")
+        if not loopback:
+            warning = (
+                f"WARNING: --no-auth on {host}: anyone who can reach this address can use "
+                "the API and its CPU, memory and disk. Use it only on a trusted network."
+            )
+            click.secho(warning, err=True, fg="red", bold=True)
         return None
     if token or loopback:
         return token

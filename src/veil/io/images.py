@@ -101,7 +101,8 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = 178_956_970) -
         fmt = _check_header(path, im, max_pixels)
         _decode(path, im)
         info = _collect_info(im)
-        rgb, alpha = _to_rgb(path, ImageOps.exif_transpose(im), im.info.get("icc_profile"))
+        ImageOps.exif_transpose(im, in_place=True)  # no copy of a large image when upright
+        rgb, alpha = _to_rgb(path, im, im.info.get("icc_profile"))
     return LoadedImage(
         path=path,
         image=rgb,
@@ -228,18 +229,40 @@ def _convert(im: Image.Image, icc: bytes | None) -> tuple[np.ndarray, np.ndarray
     if im.mode == "CMYK":
         return np.asarray(_cmyk_to_rgb(im, icc)), None
     if "A" in im.getbands() or "transparency" in im.info:
-        rgba = np.asarray(im.convert("RGBA"))
+        rgba = _array(im.convert("RGBA"))
         return np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
-    return np.asarray(im.convert("RGB")), None
+    return _array(im if im.mode == "RGB" else im.convert("RGB")), None
+
+
+def _array(im: Image.Image) -> np.ndarray:
+    """A decoded image as a numpy array, copied a band of rows at a time: ``np.asarray``
+    on a whole image holds two extra full copies on the way (bytes chunks and their join)."""
+    w, h = im.size
+    rows = max(1, (1 << 22) // max(w, 1))  # about 4 million pixels per band
+    if h <= rows:
+        return np.asarray(im)
+    first = np.asarray(im.crop((0, 0, w, rows)))
+    out = np.empty((h, *first.shape[1:]), first.dtype)
+    out[:rows] = first
+    for y in range(rows, h, rows):
+        out[y : y + rows] = np.asarray(im.crop((0, y, w, min(h, y + rows))))
+    return out
 
 
 def _wide_to_rgb(im: Image.Image) -> np.ndarray:
-    """16-bit (and 32-bit int) grey scaled 0..65535 -> 0..255; float grey clipped to 0..255."""
-    arr = np.asarray(im).astype(np.float64)
-    if im.mode != "F":
-        arr = np.clip(arr, 0, 65535) / 257.0
-    grey = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
-    return np.repeat(grey[..., None], 3, axis=2)
+    """16-bit (and 32-bit int) grey scaled 0..65535 -> 0..255; float grey clipped to 0..255.
+
+    Converted a band of rows at a time: a float64 copy of a whole 49-megapixel image
+    alone would take 400 MB."""
+    arr = np.asarray(im)
+    out = np.empty((*arr.shape[:2], 3), np.uint8)
+    rows = max(1, (1 << 22) // max(arr.shape[1], 1))  # about 4 million pixels per band
+    for y in range(0, arr.shape[0], rows):
+        band = arr[y : y + rows].astype(np.float64)
+        if im.mode != "F":
+            band = np.clip(band, 0, 65535) / 257.0
+        out[y : y + rows] = np.clip(np.rint(band), 0, 255).astype(np.uint8)[..., None]
+    return out
 
 
 def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> Image.Image:

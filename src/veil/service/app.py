@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO
@@ -71,6 +72,9 @@ class Service:
         self.settings = settings
         self.pipelines = jobs.PipelineCache()
         self.slots = threading.BoundedSemaphore(settings.max_sync)
+        # synchronous requests run on these threads only: each thread that runs a
+        # detector keeps its own compiled model and buffers, so the set stays small
+        self.workers = ThreadPoolExecutor(settings.max_sync, thread_name_prefix="veil-sync")
         self.root = Path()
         self.manager: jobs.JobManager | None = None
         self._lock = threading.Lock()
@@ -80,6 +84,11 @@ class Service:
         if self.manager is None:
             raise ApiError(503, "busy", "the service is shutting down")
         return self.manager
+
+    def places(self) -> int:
+        """Jobs that would be accepted now (0 while shut down)."""
+        manager = self.manager
+        return 0 if manager is None else manager.places()
 
     def start(self) -> None:
         """Create the private (0700) work folder and the job manager, unless running."""
@@ -128,7 +137,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.service = svc
     _install_error_handlers(app)
     _add_routes(app, svc)
-    app.add_middleware(Guard, settings=svc.settings)
+    app.add_middleware(
+        Guard, settings=svc.settings, job_places=svc.places, work_folder=lambda: svc.root
+    )
     return app
 
 
@@ -222,7 +233,7 @@ def _add_routes(app: FastAPI, svc: Service) -> None:
 
         The header ``X-Veil-Faces`` tells how many faces were anonymized."""
         with _stored(svc, image, s.max_image_bytes) as path:
-            fmt = sniff_image(path, s.max_pixels)
+            fmt = sniff_image(path, s)
             if fmt is None:
                 raise ApiError(415, "unsupported_media_type", "not an image (use /api/jobs)")
             data, faces = _anonymize_file(svc, path, config)
@@ -245,9 +256,7 @@ def _add_routes(app: FastAPI, svc: Service) -> None:
         try:
             svc.jobs.submit(
                 job,
-                jobs.task_for(
-                    job, _pipeline(svc, config), config, svc.settings.max_pixels, svc.root
-                ),
+                jobs.task_for(job, _pipeline(svc, config), config, svc.settings),
             )
         except jobs.QueueFull:
             raise _queue_full() from None
@@ -351,9 +360,18 @@ def _stored(svc: Service, upload: UploadFile, limit: int) -> Iterator[Path]:
 
 
 def _anonymize_file(svc: Service, path: Path, config: RunConfig) -> tuple[bytes, int]:
-    """Read, anonymize and encode one stored image; the original is deleted once read."""
+    """Read, anonymize and encode one stored image on a sync worker thread; the original
+    is deleted once read and freed memory is handed back afterwards."""
     if not svc.slots.acquire(timeout=svc.settings.sync_wait):
         raise ApiError(503, "busy", "the server is busy; retry later", {"Retry-After": "2"})
+    try:
+        return svc.workers.submit(_anonymize_now, svc, path, config).result()
+    finally:
+        jobs.release_memory()
+        svc.slots.release()
+
+
+def _anonymize_now(svc: Service, path: Path, config: RunConfig) -> tuple[bytes, int]:
     out = svc.jobs.new_path(".out")
     try:
         pipeline = _pipeline(svc, config)
@@ -370,10 +388,11 @@ def _anonymize_file(svc: Service, path: Path, config: RunConfig) -> tuple[bytes,
             keep_metadata=o.keep_metadata,
             jpeg_quality=o.jpeg_quality,
         )
-        return out.read_bytes(), len(result.faces)
+        faces = len(result.faces)
+        del loaded, result  # the decoded and anonymized arrays, before reading the output
+        return out.read_bytes(), faces
     finally:
         out.unlink(missing_ok=True)
-        svc.slots.release()
 
 
 def _pipeline(svc: Service, config: RunConfig) -> Any:

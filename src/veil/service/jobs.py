@@ -9,6 +9,9 @@ download, on ``DELETE``, or ``ttl`` seconds after the job ended.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import functools
 import json
 import logging
 import secrets
@@ -26,11 +29,12 @@ from typing import Any
 
 from veil.config import RunConfig
 from veil.detect.base import DETECTORS, Detector
-from veil.errors import VeilError
+from veil.errors import InputError, VeilError
 from veil.pipeline import Pipeline
+from veil.service.settings import ServiceSettings
 
-__all__ = ["Job", "JobManager", "PipelineCache", "QueueFull", "run_images_task", "run_video_task"]
-__all__ += ["task_for"]
+__all__ = ["Job", "JobManager", "PipelineCache", "QueueFull", "release_memory", "run_images_task"]
+__all__ += ["run_video_task", "task_for"]
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +69,19 @@ class Job:
     future: Future[None] | None = None
     claimed: bool = False
     expected_frames: int = 0
+    timeout: float = float("inf")
+    started: float | None = None
 
     def set_progress(self, fraction: float) -> None:
-        """Record progress (clamped below 1 until done); raise :class:`Cancelled` if deleted."""
+        """Record progress (clamped below 1 until done); raise :class:`Cancelled` if
+        deleted, :class:`~veil.errors.InputError` once it ran longer than ``timeout``."""
         if self.cancel.is_set():
             raise Cancelled(self.id)
+        if self.started is not None and time.monotonic() - self.started > self.timeout:
+            raise InputError(
+                f"the job ran longer than the limit of {self.timeout:g} s (--job-timeout); "
+                "nothing was kept"
+            )
         self.progress = min(max(fraction, 0.0), 0.99)
 
     def describe(self, ttl: float) -> dict[str, Any]:
@@ -110,6 +122,11 @@ class JobManager:
     def new_path(self, suffix: str = "") -> Path:
         """A fresh, unguessable file name in the private folder (never from a client)."""
         return self.root / f"{secrets.token_hex(16)}{suffix}"
+
+    def places(self) -> int:
+        """Jobs that would be accepted now (free workers plus free queue places)."""
+        with self._lock:
+            return 0 if self._stop.is_set() else self.capacity - self._active()
 
     def reserve(self) -> None:
         """Raise :class:`QueueFull` now, before an upload is stored, if no place is free."""
@@ -193,7 +210,7 @@ class JobManager:
         try:
             if job.cancel.is_set():
                 raise Cancelled(job.id)
-            job.status = "running"
+            job.status, job.started = "running", time.monotonic()
             task(job)
             job.progress, job.status = 1.0, "done"
         except Cancelled:
@@ -208,6 +225,7 @@ class JobManager:
             job.finished = time.time()
             if job.status != "done" or job.cancel.is_set():
                 _unlink([job.result])
+            release_memory()
 
 
 class PipelineCache:
@@ -243,20 +261,43 @@ class PipelineCache:
         return self._detectors[key]
 
 
-def task_for(job: Job, pipeline: Pipeline, config: RunConfig, max_pixels: int, work: Path) -> Task:
+def task_for(job: Job, pipeline: Pipeline, config: RunConfig, settings: ServiceSettings) -> Task:
     """The function a worker runs for ``job`` (looked up at call time, so tests can patch)."""
+    job.timeout = settings.job_timeout
     if job.kind == "video":
-        return partial(run_video_task, pipeline=pipeline, config=config)
+        return partial(run_video_task, pipeline=pipeline, config=config, settings=settings)
     return partial(
-        run_images_task, pipeline=pipeline, config=config, max_pixels=max_pixels, work=work
+        run_images_task,
+        pipeline=pipeline,
+        config=config,
+        max_pixels=settings.max_pixels,
+        work=job.result.parent,
     )
 
 
-def run_video_task(job: Job, pipeline: Pipeline, config: RunConfig) -> None:
-    """Anonymize the job's one video into ``job.result`` (audio kept, metadata stripped)."""
+def run_video_task(
+    job: Job, pipeline: Pipeline, config: RunConfig, settings: ServiceSettings | None = None
+) -> None:
+    """Anonymize the job's one video into ``job.result`` (audio kept, metadata stripped).
+
+    The frames are counted as they are decoded: past ``settings.max_frames``, or past
+    ``max_duration`` seconds at the video's frame rate (a container may lie about both),
+    the job fails with nothing written."""
+    from veil.io.video import probe_video
     from veil.video import VideoConfig, anonymize_video
 
+    s = settings or ServiceSettings()
+    fps = probe_video(job.inputs[0]).fps
+    limit = s.max_frames
+    if fps > 0:
+        limit = min(limit, int(s.max_duration * fps) + 1)
+
     def progress(done: int, total: int) -> None:
+        if done > limit:
+            raise InputError(
+                f"the video has more than {limit:,} frames (limits: --max-frames "
+                f"{s.max_frames:,}, --max-duration {s.max_duration:g} s); nothing was kept"
+            )
         job.set_progress(done / max(total or job.expected_frames, done + 1, 1))
 
     video = VideoConfig(keep_metadata=False)
@@ -300,3 +341,20 @@ def run_images_task(
 
 def _suffix(fmt: str) -> str:
     return {"JPEG": "jpg", "TIFF": "tif"}.get(fmt, fmt.lower())
+
+
+def release_memory() -> None:
+    """Hand freed heap memory back to the system (glibc keeps it otherwise: after a
+    large image the process would stay at its peak). No-op without glibc."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):  # not glibc (musl, macOS)
+        return None

@@ -107,5 +107,9 @@ def methods_payload(detectors: Sequence[str], s: ServiceSettings) -> dict[str, A
             "max_pixels": s.max_pixels,
             "max_batch_files": s.max_batch_files,
             "result_ttl": s.result_ttl,
+            "max_memory_bytes": s.memory_budget,
+            "max_frames": s.max_frames,
+            "max_duration": s.max_duration,
+            "job_timeout": s.job_timeout,
         },
     }
