@@ -83,7 +83,11 @@ class PeakRss:
 def start_server(port: int) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "uvicorn", "--factory", "veil.service.app:create_app"]
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    server = subprocess.Popen(cmd)
+    return _healthy(subprocess.Popen(cmd), port, "server")
+
+
+def _healthy(server: subprocess.Popen[bytes], port: int, name: str) -> subprocess.Popen[bytes]:
+    """``server`` once ``/api/health`` answers (killed after 60 s without)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -92,7 +96,7 @@ def start_server(port: int) -> subprocess.Popen[bytes]:
         except httpx.TransportError:
             time.sleep(0.2)
     server.kill()
-    raise RuntimeError("server did not start within 60 s")
+    raise RuntimeError(f"{name} did not start within 60 s")
 
 
 def post(client: httpx.Client, data: bytes) -> float:
@@ -184,15 +188,7 @@ def start_veil_serve(port: int, *options: str) -> subprocess.Popen[bytes]:
     """``veil serve`` (the command, with its connection limits) in its own process."""
     cmd = [sys.executable, "-m", "veil.cli", "serve", "--port", str(port), *options]
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            time.sleep(0.2)
-    server.kill()
-    raise RuntimeError("veil serve did not start within 60 s")
+    return _healthy(server, port, "veil serve")
 
 
 def peak_for(data: bytes, name: str, *options: str) -> dict[str, float | str]:

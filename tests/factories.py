@@ -92,3 +92,24 @@ BAD_IMAGES = [
     ("empty", np.zeros((0, 32, 3), np.uint8)),
     ("list", [[[0, 0, 0]]]),
 ]
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """``image`` (RGB ``uint8``) encoded as PNG."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """Encoded image bytes -> RGB ``uint8 (H, W, 3)``."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"))

@@ -13,7 +13,13 @@ import click
 
 from veil import __version__
 from veil.anonymize.base import ANONYMIZERS
-from veil.commands.options import detector_config, detector_options, pipeline_options, run_config
+from veil.commands.options import (
+    detector_config,
+    detector_options,
+    pipeline_options,
+    png_compression_option,
+    run_config,
+)
 from veil.config import OutputConfig
 from veil.detect.base import DETECTORS
 from veil.errors import MissingExtraError, VeilError
@@ -79,14 +85,7 @@ def main(verbose: int) -> None:
     help="Keep EXIF/XMP/comments (default strips them: GPS, device, names).",
 )
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True)
-@click.option(
-    "--png-compression",
-    type=click.IntRange(0, 9),
-    default=1,
-    show_default=True,
-    help="zlib level of PNG outputs (0-9): 1 is fast; 6, Pillow's default, makes files "
-    "2-15% smaller and is 2-6x slower to write.",
-)
+@png_compression_option()
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist.")
 @click.option("--report", is_flag=True, help="Write OUTPUT.audit.json per file.")
 @click.option(

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from factories import face_on_canvas
+from factories import decode_image, face_on_canvas, png_bytes
 from veil.service import ServiceSettings, jobs
 from video_factory import make_video
 
@@ -22,15 +22,7 @@ TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-def png_bytes(image: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def decode(data: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(data)) as im:
-        return np.asarray(im.convert("RGB"))
+decode = decode_image
 
 
 @pytest.fixture(scope="module")

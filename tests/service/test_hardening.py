@@ -3,7 +3,6 @@ slow clients, over-long videos, token defaults of ``veil serve``."""
 
 from __future__ import annotations
 
-import io
 import socket
 import threading
 import time
@@ -16,25 +15,15 @@ import httpx
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
 
-from factories import face_on_canvas
+from factories import decode_image, face_on_canvas, png_bytes
 from veil.commands.serve import _token, serve
 from veil.errors import InputError
 from veil.service import ServiceSettings, is_loopback, jobs
 from veil.service.intake import _loopback_authority
 from video_factory import make_video
 
-
-def png_bytes(image: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def decode(data: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(data)) as im:
-        return np.asarray(im.convert("RGB"))
+decode = decode_image
 
 
 def face_changed(original: np.ndarray, box: np.ndarray, data: bytes) -> float:

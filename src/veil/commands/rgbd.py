@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from veil.commands.options import tracking_options
+from veil.commands.options import png_compression_option, tracking_options
 
 if TYPE_CHECKING:
     import numpy as np
@@ -174,14 +174,7 @@ def _write_label(path: Path, labels: Any) -> None:
 )
 @click.option("-s", "--strength", type=click.FloatRange(0.05, 20), default=1.0, show_default=True)
 @click.option("--seed", type=int, default=None, help="Seed random methods and depth noise.")
-@click.option(
-    "--png-compression",
-    type=click.IntRange(0, 9),
-    default=1,
-    show_default=True,
-    help="zlib level of colour and depth PNGs: 1 is fast; 6 makes files 2-15% smaller "
-    "and is 2-6x slower to write.",
-)
+@png_compression_option("colour and depth PNGs")
 def rgbd_command(source: Path, output: Path, no_tracking: bool, **options: Any) -> None:
     """Anonymize colour + depth pairs with depth-refined head masks.
 
