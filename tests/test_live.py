@@ -1,4 +1,4 @@
-"""Tests for veil.live end to end on loopback: a sender thread streams a generated clip
+"""Tests for veil.video.live end to end on loopback: a sender thread streams a generated clip
 (the moving astronaut face of test_video_pipeline, frame index as a barcode) as MPEG-TS
 over TCP or UDP on 127.0.0.1; run_live reads it and writes a file or another stream.
 
@@ -20,15 +20,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import veil.live
+import veil.video.live
 from test_video_pipeline import ScriptedDetector, face_clip, masked
 from veil.anonymize.base import ANONYMIZERS
 from veil.config import RunConfig
 from veil.errors import InputError
 from veil.io.video import VideoReader
-from veil.live import LiveReport, open_source, run_live
 from veil.mask import Masker
 from veil.pipeline import Pipeline
+from veil.video.live import LiveReport, open_source, run_live
 
 FRAMES = 20
 
@@ -240,7 +240,7 @@ def test_unreachable_source_raises_without_retrying(
     """No wall-clock bound (machines differ): the source's own timeout ends the wait and
     no reconnect delay is slept without --reconnect."""
     slept: list[float] = []
-    monkeypatch.setattr(veil.live.time, "sleep", slept.append)
+    monkeypatch.setattr(veil.video.live.time, "sleep", slept.append)
     source = source.format(tcp=free_port(), udp=free_port(socket.SOCK_DGRAM))
     with pytest.raises(InputError, match=source.split("?")[0].replace(".", r"\.")):
         run_live(source, RunConfig(), timeout=1.5, pipeline=solid_pipeline())
@@ -249,7 +249,7 @@ def test_unreachable_source_raises_without_retrying(
 
 def test_reconnect_gives_up_with_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     slept: list[float] = []
-    monkeypatch.setattr(veil.live.time, "sleep", slept.append)
+    monkeypatch.setattr(veil.video.live.time, "sleep", slept.append)
     source = f"tcp://127.0.0.1:{free_port()}"
     with pytest.raises(InputError, match="gave up after 2 reconnect attempts"):
         run_live(source, RunConfig(), reconnect=2, timeout=1, pipeline=solid_pipeline())

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from veil.commands.video import default_video_target, run_video_job, video
+from veil.commands.video import video
 from veil.config import OutputConfig, RunConfig
 from veil.io.video import probe_video
+from veil.video.job import default_video_target, run_video_job
 from video_factory import make_video
 
 

@@ -433,3 +433,19 @@ def test_full_passes_in_video_are_key_frame_passes(tmp_path: Path, ahead: bool) 
 def test_default_speed_mode_keeps_a_face_from_its_first_frame() -> None:
     video = VideoConfig()
     assert video.lookahead >= video.detect_every - 1
+
+
+def test_the_video_package_imports_neither_the_runner_nor_the_commands() -> None:
+    """``runner -> commands.video -> video -> video_audit -> runner`` was a circle: the
+    video package now sits below both (they import it, it imports neither)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, veil.video, veil.video.job, veil.video.live, veil.video.audit; "
+        "bad = sorted(m for m in sys.modules "
+        "if m == 'veil.runner' or m.startswith('veil.commands')); "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

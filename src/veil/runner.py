@@ -3,8 +3,6 @@ cores, write atomically, audit, and summarize failures without stopping the run.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import time
@@ -15,6 +13,7 @@ from typing import Any, TypeVar
 
 from veil.config import RunConfig
 from veil.errors import InputError, OutputError, VeilError
+from veil.files import FileOutcome, Job, audit_path, file_sha256, write_json_atomic
 from veil.io.images import (
     IMAGE_SUFFIXES,
     LoadedImage,
@@ -35,25 +34,6 @@ MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
 
 def is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_SUFFIXES
-
-
-@dataclass(frozen=True)
-class Job:
-    """One input file and where its anonymized copy goes."""
-
-    source: Path
-    target: Path
-
-
-@dataclass(frozen=True)
-class FileOutcome:
-    """What happened to one job: ``status`` is ``done``, ``skipped`` or ``failed``."""
-
-    job: Job
-    status: str
-    faces: int = 0
-    error: str | None = None
-    seconds: float = 0.0
 
 
 @dataclass
@@ -163,29 +143,6 @@ def _check_folder(folder: Path, checked: set[Path]) -> None:
             checked.add(part)
             return
         checked.add(part)
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def audit_path(target: Path) -> Path:
-    return target.with_name(target.name + ".audit.json")
-
-
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write audit file: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -317,8 +274,8 @@ class ImageRunner:
         return _guard(job, save)
 
     def process_video(self, job: Job) -> FileOutcome:
-        """One video through :func:`veil.commands.video.run_video_job` (same pipeline)."""
-        from veil.commands.video import run_video_job
+        """One video through :func:`veil.video.job.run_video_job` (same pipeline)."""
+        from veil.video.job import run_video_job
 
         return run_video_job(
             job.source, job.target, self.config, quiet=self.quiet, pipeline=self.pipeline
@@ -352,7 +309,7 @@ class ImageRunner:
             "settings": self.pipeline.describe(),
             "faces": faces,
         }
-        _write_json_atomic(audit_path(job.target), record)
+        write_json_atomic(audit_path(job.target), record)
 
 
 def _with_thread_budget(config: RunConfig, workers: int) -> RunConfig:

@@ -78,8 +78,8 @@ def live(source: str, output: str | None, preview: bool | None, quiet: bool, **o
       veil live 0 -o recording.mp4 --preview
       veil live rtsp://cam.local/stream -o udp://127.0.0.1:5000 --reconnect 5
     """
-    from veil.live import run_live
     from veil.video import VideoConfig
+    from veil.video.live import run_live
 
     try:
         config = run_config(o)

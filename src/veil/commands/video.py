@@ -9,8 +9,6 @@ here rather than imported, so that ``veil.cli`` can import this module at load t
 from __future__ import annotations
 
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,79 +21,15 @@ from veil.commands.options import (
     tracking_options,
 )
 from veil.config import OutputConfig, RunConfig
-from veil.errors import ConfigError, VeilError
-from veil.runner import FileOutcome, Job, audit_path
+from veil.errors import VeilError
+from veil.video.job import VideoOutcome, default_video_target, run_video_job
 
 if TYPE_CHECKING:
-    from veil.pipeline import Pipeline
-    from veil.video import VideoConfig, VideoReport
+    from veil.video import VideoConfig
 
 __all__ = ["VideoOutcome", "default_video_target", "run_video_job", "video"]
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
-
-
-@dataclass(frozen=True)
-class VideoOutcome(FileOutcome):
-    """A :class:`FileOutcome` (``faces`` = number of face tracks) plus the video report."""
-
-    report: VideoReport | None = None
-
-
-def default_video_target(source: Path) -> Path:
-    """``clip.mp4`` -> ``clip_anonymized.mp4`` beside it."""
-    return source.with_name(f"{source.stem}_anonymized{source.suffix}")
-
-
-def run_video_job(
-    src: Path,
-    dst: Path,
-    config: RunConfig,
-    video_config: VideoConfig | None = None,
-    quiet: bool = False,
-    *,
-    pipeline: Pipeline | None = None,
-) -> VideoOutcome:
-    """Anonymize one video for the command line; never leaves a partial output.
-
-    An existing ``dst`` is ``skipped`` unless ``config.output.overwrite``; ``report``
-    writes ``DST.audit.json``. A failing video (``VeilError`` other than
-    ``ConfigError``) becomes a ``failed`` outcome; ``ConfigError`` and Ctrl-C propagate.
-    A tqdm bar (frames/s, ETA) goes to stderr unless ``quiet``.
-    """
-    from veil.video import anonymize_video
-
-    job, out = Job(src, dst), config.output
-    if dst.exists() and not out.overwrite:
-        return VideoOutcome(job, "skipped")
-    start = time.perf_counter()
-    bar = None if quiet else _progress_bar(src)  # tqdm is imported only for a bar
-
-    def progress(done: int, total: int) -> None:
-        if bar is None:
-            return
-        if total and bar.total != total:
-            bar.total = total
-        bar.update(done - bar.n)
-
-    try:
-        audit = audit_path(dst) if out.report else None
-        kwargs: dict[str, Any] = {"pipeline": pipeline, "progress": progress, "audit": audit}
-        report = anonymize_video(src, dst, config, video_config, **kwargs)
-    except ConfigError:
-        raise
-    except VeilError as exc:
-        return VideoOutcome(job, "failed", error=str(exc), seconds=time.perf_counter() - start)
-    finally:
-        if bar is not None:
-            bar.close()
-    return VideoOutcome(job, "done", report.tracks, seconds=report.seconds, report=report)
-
-
-def _progress_bar(src: Path) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(unit="frame", file=sys.stderr, desc=src.name, leave=False)
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> None:

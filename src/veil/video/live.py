@@ -43,7 +43,7 @@ from veil.config import RunConfig
 from veil.errors import InputError, OutputError
 from veil.io.video_writer import encoder_options
 from veil.pipeline import Pipeline
-from veil.video import FrameAnonymizer, VideoConfig
+from veil.video.pipeline import FrameAnonymizer, VideoConfig
 
 __all__ = ["LiveReport", "LiveSink", "is_webcam", "open_source", "run_live"]
 

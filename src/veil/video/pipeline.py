@@ -43,7 +43,7 @@ from veil.pipeline import Pipeline
 from veil.track import LookaheadBuffer, SpeedMode, Tracker
 from veil.track.search import search_windows
 from veil.types import Faces, check_image
-from veil.video_audit import Tally, audit_header, write_audit
+from veil.video.audit import Tally, audit_header, write_audit
 
 Image = np.ndarray | YUV420  # RGB uint8 (H, W, 3), or a yuv420p frame kept as decoded
 Pending = tuple["ProcessedFrame", Faces]  # a tracked frame (input image) and its final faces

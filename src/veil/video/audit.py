@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from veil.errors import OutputError
-from veil.runner import file_sha256
+from veil.files import file_sha256
 
 if TYPE_CHECKING:
     from veil.pipeline import Pipeline
-    from veil.video import ProcessedFrame, VideoConfig, VideoReport
+    from veil.video.pipeline import ProcessedFrame, VideoConfig, VideoReport
 
 __all__ = ["Tally", "audit_header", "write_audit"]
 
