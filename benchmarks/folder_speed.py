@@ -11,8 +11,9 @@ frames/s including reading and writing every PNG, with start-up removed by also 
 1-frame run of the same command (``(N - 1) / (t_N - t_1)``).
 
 ``--startup`` times start-up instead: ``python -c "import veil.cli"``, ``veil anonymize``
-on one 512x512 PNG (``veil sample``) and ``veil video`` on a 1-s 720p clip (``--clip``,
-default: 30 frames made from the sample photo moving across a 1280x720 canvas).
+on one 512x512 PNG (``veil sample``), ``veil video`` on a one-frame 720p clip (command to
+first processed frame, written) and on a 1-s 720p clip (``--clip``, default: 30 frames
+made from the sample photo moving across a 1280x720 canvas).
 
 Examples::
 
@@ -155,18 +156,21 @@ def make_clip(photo: Path, out: Path, frames: int = 30) -> None:
 def startup_run(args: argparse.Namespace, work: Path) -> None:
     photo, clip = work / "sample.png", args.clip or work / "clip.mp4"
     timed([str(args.veil), "sample", str(photo)])
+    one = work / "one-frame.mp4"  # command to first processed frame: start-up + 1 frame
+    make_clip(photo, one, frames=1)
     if args.clip is None:
         make_clip(photo, clip)
     commands = {
         "import veil.cli": [sys.executable, "-c", "import veil.cli"],
         "veil anonymize 1 PNG": [str(args.veil), "anonymize", str(photo), "-q", "-o"],
+        "veil video 1-frame 720p clip": [str(args.veil), "video", str(one), "-q", "-o"],
         f"veil video {clip.name}": [str(args.veil), "video", str(clip), "-q", "-o"],
     }
     print(f"CPU: {_machine.describe()}; start-up, wall seconds of the whole command")
-    for name, cmd in commands.items():
+    for i, (name, cmd) in enumerate(commands.items()):
         times = []
-        for rep in range(args.repeat):
-            out = [str(work / f"out{rep}{Path(cmd[2]).suffix}")] if cmd[-1] == "-o" else []
+        for rep in range(args.repeat):  # a new output each time (an existing one is skipped)
+            out = [str(work / f"out{i}-{rep}{Path(cmd[2]).suffix}")] if cmd[-1] == "-o" else []
             times.append(timed([*cmd, *out]))
         print(f"{name:>28}: " + " ".join(f"{t:.2f}" for t in times))
 
