@@ -11,7 +11,14 @@ from typing import Any
 
 from veil.errors import ConfigError
 
-__all__ = ["AnonymizerConfig", "DetectorConfig", "MaskConfig", "OutputConfig", "RunConfig"]
+__all__ = [
+    "AnonymizerConfig",
+    "ConsentConfig",
+    "DetectorConfig",
+    "MaskConfig",
+    "OutputConfig",
+    "RunConfig",
+]
 
 
 def _frozen(options: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -80,6 +87,46 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class ConsentConfig:
+    """Who is anonymized (see :mod:`veil.consent`): everyone (default), everyone except
+    the people in the ``keep`` reference photos, or only the people in ``only``'s.
+
+    ``keep_threshold``: a face is kept only when its dlib distance to a reference is
+    below it (strict; dlib's own same-person threshold is 0.6). ``only_threshold``: with
+    ``only``, a face this close to a reference is anonymized (lenient, so fewer of the
+    listed person's faces slip through). ``margin``: with ``keep``, every other person's
+    references must be at least this much further than the nearest. ``min_size``: faces
+    whose shorter box side is under this many pixels are never matched.
+    """
+
+    keep: tuple[str, ...] = ()
+    only: tuple[str, ...] = ()
+    keep_threshold: float = 0.45
+    only_threshold: float = 0.6
+    margin: float = 0.1
+    min_size: float = 40.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keep", tuple(str(p) for p in self.keep))
+        object.__setattr__(self, "only", tuple(str(p) for p in self.only))
+        if self.keep and self.only:
+            raise ConfigError("--keep and --only cannot be combined: choose one list")
+        for name in ("keep_threshold", "only_threshold"):
+            value = getattr(self, name)
+            if not 0.0 < value <= 1.0:
+                raise ConfigError(f"consent {name} must be within (0, 1], got {value}")
+        if self.margin < 0 or self.min_size < 0:
+            raise ConfigError(
+                f"consent margin and min_size must be >= 0, got {self.margin}, {self.min_size}"
+            )
+
+    @property
+    def active(self) -> bool:
+        """Whether anyone is chosen (else every face is anonymized)."""
+        return bool(self.keep or self.only)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything one run needs."""
 
@@ -88,6 +135,7 @@ class RunConfig:
     anonymizer: AnonymizerConfig = field(default_factory=AnonymizerConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     workers: int = 0
+    consent: ConsentConfig = field(default_factory=ConsentConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (for audit files and settings files)."""
@@ -97,6 +145,8 @@ class RunConfig:
                 return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
             if isinstance(value, Mapping):
                 return {k: plain(v) for k, v in value.items()}
+            if isinstance(value, tuple):
+                return list(value)
             return value
 
         result: dict[str, Any] = plain(self)
@@ -110,6 +160,7 @@ class RunConfig:
             "mask": MaskConfig,
             "anonymizer": AnonymizerConfig,
             "output": OutputConfig,
+            "consent": ConsentConfig,
         }
         kwargs: dict[str, Any] = {}
         for key, value in data.items():

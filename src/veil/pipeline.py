@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,16 +19,21 @@ from veil.io.yuv import YUV420, even_box, merge_boxes
 from veil.mask import Masker, Region
 from veil.types import Faces, check_image
 
+if TYPE_CHECKING:
+    from veil.consent import ConsentList
+
 __all__ = ["Pipeline", "Result"]
 
 
 @dataclass(frozen=True)
 class Result:
-    """What one pass of the pipeline produced."""
+    """What one pass of the pipeline produced: ``faces`` were anonymized (in ``regions``),
+    ``kept`` were left as they are by a consent list (with ``data["consent_distance"]``)."""
 
     image: np.ndarray
     faces: Faces
     regions: list[Region]
+    kept: Faces = field(default_factory=Faces.empty)
 
 
 class Pipeline:
@@ -39,6 +45,9 @@ class Pipeline:
     Detection works on a bounded resolution: an image over ``work_pixels`` pixels is
     analysed as a downscaled overview plus native tiles (:mod:`veil.detect.working`), so
     the detector's memory does not grow with the image.
+
+    ``consent`` (a :class:`~veil.consent.ConsentList`) removes the faces it keeps from
+    the detected ones before masking; without it every face is anonymized.
     """
 
     def __init__(
@@ -48,15 +57,18 @@ class Pipeline:
         masker: Masker | None = None,
         *,
         work_pixels: int = WORK_PIXELS,
+        consent: ConsentList | None = None,
     ) -> None:
         self.detector = detector
         self.anonymizer = anonymizer
         self.masker = masker or Masker()
         self.work_pixels = work_pixels
+        self.consent = consent
 
     @classmethod
     def from_config(cls, config: RunConfig, *, detector: Detector | None = None) -> Pipeline:
-        """Build every stage from a :class:`RunConfig` (``detector`` may be shared)."""
+        """Build every stage from a :class:`RunConfig` (``detector`` may be shared); with
+        consent settings, the reference photos are loaded here (InputError on a bad one)."""
         det = detector or DETECTORS.create(config.detector.name, **config.detector.kwargs())
         a = config.anonymizer
         anon = ANONYMIZERS.create(a.method, strength=a.strength, seed=a.seed, **a.options)
@@ -64,7 +76,12 @@ class Pipeline:
         masker = Masker(
             shape=m.shape, scale=m.scale, feather=m.feather, drop=m.drop, margin=m.margin
         )
-        return cls(det, anon, masker)
+        pipeline = cls(det, anon, masker)
+        if config.consent.active:
+            from veil.consent import ConsentList
+
+            pipeline.consent = ConsentList.from_config(config.consent, pipeline.detect)
+        return pipeline
 
     def detect(self, image: np.ndarray) -> Faces:
         return self._call(self._bounded(self.detector.detect), image)
@@ -140,8 +157,13 @@ class Pipeline:
             raise BackendError(f"anonymizer {self.anonymizer.name!r} failed: {exc}") from exc
 
     def process(self, image: np.ndarray) -> Result:
-        """Detect and anonymize every face in an RGB ``uint8 (H, W, 3)`` image."""
-        return self.anonymize(image, self.detect(image))
+        """Detect and anonymize every face in an RGB ``uint8 (H, W, 3)`` image (but those
+        a consent list keeps, see :attr:`Result.kept`)."""
+        faces = self.detect(image)
+        if self.consent is None:
+            return self.anonymize(image, faces)
+        hidden, kept = self.consent.split(image, faces)
+        return dataclasses.replace(self.anonymize(image, hidden), kept=kept)
 
     def describe(self) -> dict[str, Any]:
         """Settings for audit files."""
@@ -157,4 +179,4 @@ class Pipeline:
                 "margin": m.margin,
             },
             "anonymizer": self.anonymizer.describe(),
-        }
+        } | ({"consent": self.consent.describe()} if self.consent is not None else {})

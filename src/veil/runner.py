@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from veil.config import RunConfig
+from veil.consent import kept_records
 from veil.errors import InputError, OutputError, VeilError
 from veil.files import FileOutcome, Job, audit_path, file_sha256, write_json_atomic
 from veil.io.images import (
@@ -298,9 +299,11 @@ class ImageRunner:
             png_compression=out.png_compression,
         )
         if out.report:
-            self._audit(job, loaded.sha256, result.faces.to_records())
+            self._audit(job, loaded.sha256, result.faces.to_records(), kept_records(result.kept))
 
-    def _audit(self, job: Job, input_sha: str, faces: list[dict[str, Any]]) -> None:
+    def _audit(
+        self, job: Job, input_sha: str, faces: list[dict[str, Any]], kept: list[dict[str, Any]]
+    ) -> None:
         record = {
             "input": str(job.source),
             "input_sha256": input_sha,
@@ -309,6 +312,8 @@ class ImageRunner:
             "settings": self.pipeline.describe(),
             "faces": faces,
         }
+        if self.pipeline.consent is not None:
+            record["kept"] = kept  # faces a consent list left as they are
         write_json_atomic(audit_path(job.target), record)
 
 

@@ -12,7 +12,14 @@ from typing import Any
 
 import click
 
-from veil.config import AnonymizerConfig, DetectorConfig, MaskConfig, OutputConfig, RunConfig
+from veil.config import (
+    AnonymizerConfig,
+    ConsentConfig,
+    DetectorConfig,
+    MaskConfig,
+    OutputConfig,
+    RunConfig,
+)
 from veil.detect.precision import PRECISIONS
 from veil.errors import ConfigError
 from veil.mask import MASK_SHAPES
@@ -27,6 +34,7 @@ __all__ = [
 
 _MASK = MaskConfig()
 _ANON = AnonymizerConfig()
+_CONSENT = ConsentConfig()
 
 
 def stack_options(options: list[Callable[[Any], Any]], fn: Any) -> Any:
@@ -130,6 +138,38 @@ _MASK_AND_METHOD_OPTIONS = [
     click.option("--seed", type=int, default=None, help="Seed random methods (reproducible)."),
 ]
 
+_CONSENT_OPTIONS = [
+    click.option(
+        "--keep",
+        multiple=True,
+        type=click.Path(exists=True, path_type=str),
+        help="Leave these people visible: a photo (one face) or a folder of photos of "
+        "people who consented (repeatable). A face is kept only when it clearly matches; "
+        "small, blurred, turned or ambiguous faces are anonymized.",
+    ),
+    click.option(
+        "--only",
+        multiple=True,
+        type=click.Path(exists=True, path_type=str),
+        help="Anonymize only these people (an erasure request; same photos as --keep, "
+        "repeatable). Faces that cannot be embedded reliably are anonymized too.",
+    ),
+    click.option(
+        "--keep-threshold",
+        type=click.FloatRange(0, 1, min_open=True),
+        default=_CONSENT.keep_threshold,
+        show_default=True,
+        help="--keep: dlib face distance under which a face matches a reference.",
+    ),
+    click.option(
+        "--only-threshold",
+        type=click.FloatRange(0, 1, min_open=True),
+        default=_CONSENT.only_threshold,
+        show_default=True,
+        help="--only: dlib face distance under which a face is anonymized.",
+    ),
+]
+
 
 def _tracking_options(detect_every: int) -> list[Any]:
     return [
@@ -178,8 +218,9 @@ def detector_options(fn: Any) -> Any:
 
 
 def pipeline_options(fn: Any) -> Any:
-    """Detector options plus method, strength, mask shape/scale/margin/drop, feather, seed."""
-    return stack_options(_DETECTOR_OPTIONS + _MASK_AND_METHOD_OPTIONS, fn)
+    """Detector options plus method, strength, mask shape/scale/margin/drop, feather, seed,
+    and who is anonymized (``--keep``, ``--only``, their thresholds)."""
+    return stack_options(_DETECTOR_OPTIONS + _MASK_AND_METHOD_OPTIONS + _CONSENT_OPTIONS, fn)
 
 
 def detector_config(options: dict[str, Any]) -> DetectorConfig:
@@ -219,4 +260,10 @@ def run_config(
         ),
         output=output or OutputConfig(),
         workers=workers,
+        consent=ConsentConfig(
+            keep=tuple(options.get("keep") or ()),
+            only=tuple(options.get("only") or ()),
+            keep_threshold=options.get("keep_threshold", _CONSENT.keep_threshold),
+            only_threshold=options.get("only_threshold", _CONSENT.only_threshold),
+        ),
     )

@@ -91,6 +91,13 @@ class FaceEmbedder:
         The box is used as given, whatever the image shows there: an attacker who knows
         where a face was embeds that region even when no detector finds a face in it.
         """
+        return self.embed_with_points(image, box_xyxy)[0]
+
+    def embed_with_points(
+        self, image: np.ndarray, box_xyxy: Sequence[float] | np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`embed` plus the 5 landmarks dlib aligned the face with, ``float32 (5, 2)``
+        as ``x, y``: corners of one eye (0, 1), of the other (2, 3), and the nose base (4)."""
         image = np.ascontiguousarray(check_image(image))
         h, w = image.shape[:2]
         x0, y0, x1, y1 = (round(float(v)) for v in box_xyxy)
@@ -102,7 +109,8 @@ class FaceEmbedder:
             vector = self._net.compute_face_descriptor(image, shape, self.jitters)
         except RuntimeError as exc:
             raise BackendError(f"dlib embedding failed on a {image.shape} image: {exc}") from exc
-        return np.asarray(vector, np.float32)
+        points = np.array([[p.x, p.y] for p in shape.parts()], np.float32).reshape(-1, 2)
+        return np.asarray(vector, np.float32), points
 
     def find_and_embed(self, image: np.ndarray, *, upsample: int = 1) -> tuple[Faces, np.ndarray]:
         """Faces found by dlib HOG and their embeddings ``float32 (n, 128)``."""

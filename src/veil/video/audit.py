@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from veil.consent import kept_records
 from veil.errors import OutputError
 from veil.files import file_sha256
 
@@ -68,6 +69,8 @@ def _frame_record(pf: ProcessedFrame) -> dict[str, Any]:
     if pf.searched:
         out["searched"] = True
     out["faces"] = faces
+    if len(pf.kept):
+        out["kept"] = kept_records(pf.kept)  # left as they are by a consent list
     if pf.error is not None:
         out.update(error=pf.error, dropped=pf.image is None)
     return out

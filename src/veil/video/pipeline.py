@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from veil.config import RunConfig
+from veil.consent import TrackConsent
 from veil.errors import BackendError, ConfigError, InputError, VeilError
 from veil.io.video import VideoReader
 from veil.io.video_writer import VideoWriter, check_writer_options
@@ -141,6 +142,8 @@ class ProcessedFrame:
         meta: whatever was pushed with it (e.g. pts and duration).
         searched: the detector ran on windows around the tracks (speed mode) and
             succeeded.
+        kept: faces a consent list left as they are (:class:`~veil.consent.TrackConsent`),
+            not in ``faces``.
     """
 
     index: int
@@ -150,6 +153,7 @@ class ProcessedFrame:
     error: str | None = None
     meta: Any = None
     searched: bool = False
+    kept: Faces = field(default_factory=Faces.empty)
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,9 @@ class FrameAnonymizer:
     ``push(image, index)`` returns the frames that leave the look-ahead buffer (0 or 1,
     ``video.lookahead`` frames late), ``flush()`` the rest at the end of the stream.
     Not thread-safe: one stream, one caller.
+
+    With a consent list on the pipeline, the decision to keep a face is per track
+    (:class:`~veil.consent.TrackConsent`), made in :meth:`finish` in frame order.
     """
 
     def __init__(self, pipeline: Pipeline, video: VideoConfig | None = None) -> None:
@@ -180,6 +187,8 @@ class FrameAnonymizer:
         # holds frames not yet anonymized: ProcessedFrame with the input image
         self.buffer: LookaheadBuffer[ProcessedFrame] = LookaheadBuffer(self.video.lookahead)
         self._retry = False  # detect on the frame after a failure, whatever speed mode says
+        consent = pipeline.consent
+        self.consent = TrackConsent(consent) if consent is not None else None
 
     def push(self, image: Image, index: int, *, meta: Any = None) -> list[ProcessedFrame]:
         """Take one frame (RGB ``uint8 (H, W, 3)`` or :class:`~veil.io.yuv.YUV420`);
@@ -260,8 +269,11 @@ class FrameAnonymizer:
         assert item.image is not None
         source, faces, error = item.image, faces.clip(item.image.shape[:2]), item.error
         image: Image | None = None
+        kept = Faces.empty()
         if error is None:
             try:
+                if self.consent is not None:
+                    faces, kept = self.consent.split(lambda: as_rgb(source), faces)
                 if isinstance(source, YUV420):
                     image = self.pipeline.anonymize_yuv(source, faces)
                 else:
@@ -272,7 +284,9 @@ class FrameAnonymizer:
         if error is not None and self.video.on_error == "obscure":
             image = obscure(source.rgb()) if isinstance(source, YUV420) else obscure(source)
             image = YUV420.from_rgb(image) if isinstance(source, YUV420) else image
-        return dataclasses.replace(item, image=image, faces=faces, error=error)
+        if error is not None:
+            kept = Faces.empty()
+        return dataclasses.replace(item, image=image, faces=faces, error=error, kept=kept)
 
 
 @dataclass(frozen=True)
