@@ -42,6 +42,11 @@ __all__ = [
     "reference_photos",
 ]
 
+SAME_PERSON_DISTANCE = 0.6  # dlib's verification threshold (veil.evaluate.identity)
+REFERENCE_JITTERS = 10
+"""dlib ``num_jitters`` of reference embeddings: 10 resampled copies averaged, a steadier
+reference (measured on identity-lfw158: more of the person's photos kept, see
+docs/benchmarks.md); references are few, so the 10x cost is paid once per run."""
 MIN_SHARPNESS = 20.0
 """Variance of the Laplacian of the face resized to 64 x 64 grey pixels, below which the
 face is too blurred to embed reliably."""
@@ -88,14 +93,20 @@ def turn(points: np.ndarray) -> float:
 
 
 def check_face(
-    embedder: Any, image: np.ndarray, box: np.ndarray, *, min_size: float = 40.0
+    embedder: Any,
+    image: np.ndarray,
+    box: np.ndarray,
+    *,
+    min_size: float = 40.0,
+    jitters: int = 0,
 ) -> FaceCheck:
     """Measure one face for a decision: too small (the shorter box side under
     ``min_size`` pixels), too blurred (:data:`MIN_SHARPNESS`), too turned
-    (:data:`MAX_TURN`), else reliable, each with its embedding when one was computed."""
+    (:data:`MAX_TURN`), else reliable, each with its embedding when one was computed.
+    ``jitters``: dlib's resampled passes averaged into the embedding (references)."""
     if min(box[2] - box[0], box[3] - box[1]) < min_size:
         return FaceCheck("small")
-    vector, points = embedder.embed_with_points(image, box)
+    vector, points = embedder.embed_with_points(image, box, jitters=jitters)
     if sharpness(image, box) < MIN_SHARPNESS:
         return FaceCheck("blurred", vector)
     if turn(points) > MAX_TURN:
@@ -234,7 +245,8 @@ def reference_embedding(
     if len(faces) != 1:
         count = "no face" if not len(faces) else f"{len(faces)} faces"
         raise InputError(f"{path}: reference photo must show exactly one face, found {count}")
-    check = check_face(embedder, image, faces.xyxy[0], min_size=config.min_size)
+    box, size = faces.xyxy[0], config.min_size
+    check = check_face(embedder, image, box, min_size=size, jitters=REFERENCE_JITTERS)
     if check.reason is not None or check.embedding is None:
         raise InputError(f"{path}: the face in this reference photo is {check.reason}")
     return check.embedding
@@ -262,7 +274,7 @@ def kept_records(kept: Faces) -> list[dict[str, Any]]:
 class _Votes:
     seen: int = 0  # detected frames of the track since it was last embedded (inclusive)
     tries: int = 0  # embeddings attempted
-    embedded: int = 0  # reliable embeddings
+    embedded: int = 0  # faces measured (keep) or reliable embeddings (only)
     matched: int = 0
     turned: bool = False  # evidence turned the decision to hiding for good
     distance: float = float("nan")  # last distance measured
@@ -271,10 +283,13 @@ class _Votes:
 class TrackConsent:
     """Per-track consent decisions for video (one stream, in frame order).
 
-    A track's detected faces are embedded on its first detected frame and then every
+    A track's detected faces are measured on its first detected frame and then every
     ``every`` detected frames. ``keep``: the track is kept once at least ``min_embedded``
-    reliable embeddings exist and at least ``share`` of them match; anonymized before
-    that; once the share falls below ``share`` it is anonymized for the rest of the video.
+    faces were measured and at least ``share`` of them match (a small, blurred or turned
+    face counts as not matching); anonymized before that. A kept track is measured on
+    every detected frame; when the share falls below ``share``, or one reliable face is
+    someone else (dlib distance >= 0.6: the tracker swapped people), it is anonymized for
+    the rest of the video and never kept again.
     ``only``: the track is left visible once ``min_embedded`` reliable embeddings exist and
     none matched; anonymized before that, and for good after any match. Untracked faces
     get the still-image decision.
@@ -318,9 +333,10 @@ class TrackConsent:
         return faces[hide], _with_consent(kept, verdicts)
 
     def _due(self, tid: int) -> bool:
+        kept = self._shown(tid)  # a kept track is checked on every detected frame
         v = self.votes.setdefault(tid, _Votes())
         v.seen += 1
-        due = (v.seen == 1 and v.tries == 0) or v.seen > self.every
+        due = kept or (v.seen == 1 and v.tries == 0) or v.seen > self.every
         if due:
             v.seen, v.tries = 1, v.tries + 1
         return due
@@ -333,10 +349,10 @@ class TrackConsent:
             v.turned |= matches
             v.embedded += check.reason is None
             return
-        if check.reason is None:
-            v.embedded += 1
-            v.matched += matches
-        if shown and v.matched < self.share * v.embedded:
+        v.embedded += 1  # an unreliable face counts as a vote against keeping
+        v.matched += matches
+        other = check.reason is None and distance >= SAME_PERSON_DISTANCE  # someone else
+        if shown and (other or v.matched < self.share * v.embedded):
             v.turned = True  # kept until now: hidden from here on, never kept again
 
     def _decided(self, v: _Votes) -> bool:

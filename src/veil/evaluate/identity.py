@@ -94,10 +94,15 @@ class FaceEmbedder:
         return self.embed_with_points(image, box_xyxy)[0]
 
     def embed_with_points(
-        self, image: np.ndarray, box_xyxy: Sequence[float] | np.ndarray
+        self,
+        image: np.ndarray,
+        box_xyxy: Sequence[float] | np.ndarray,
+        *,
+        jitters: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`embed` plus the 5 landmarks dlib aligned the face with, ``float32 (5, 2)``
-        as ``x, y``: corners of one eye (0, 1), of the other (2, 3), and the nose base (4)."""
+        as ``x, y``: corners of one eye (0, 1), of the other (2, 3), and the nose base (4).
+        ``jitters`` overrides :attr:`jitters` for this call."""
         image = np.ascontiguousarray(check_image(image))
         h, w = image.shape[:2]
         x0, y0, x1, y1 = (round(float(v)) for v in box_xyxy)
@@ -106,7 +111,8 @@ class FaceEmbedder:
         rect = self._dlib.rectangle(x0, y0, x1 - 1, y1 - 1)  # dlib corners are inclusive
         try:
             shape = self._shape(image, rect)
-            vector = self._net.compute_face_descriptor(image, shape, self.jitters)
+            jit = self.jitters if jitters is None else int(jitters)
+            vector = self._net.compute_face_descriptor(image, shape, jit)
         except RuntimeError as exc:
             raise BackendError(f"dlib embedding failed on a {image.shape} image: {exc}") from exc
         points = np.array([[p.x, p.y] for p in shape.parts()], np.float32).reshape(-1, 2)
