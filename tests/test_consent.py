@@ -287,3 +287,21 @@ def test_video_track_matching_in_a_minority_of_frames_is_anonymized_in_every_fra
     for image, box, pf in out:
         assert not len(pf.kept), pf.index
         assert changed(pf.image, image, box) > 8.0, pf.index
+
+
+def test_cli_video_keeps_a_consenting_track_once_decided(tmp_path: Path, embedder: object) -> None:
+    from video_factory import face_change, face_video
+
+    src, boxes = face_video(tmp_path / "in.mp4", frames=14, audio=False)
+    ref = reference(tmp_path, seed=7)
+    out = tmp_path / "out.mp4"
+    args = ["--keep", ref, "--detect-every", 1, "--report", "-q"]
+    result = run("video", src, "-o", out, *args)
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    change = face_change(src, out, boxes)
+    # measured on frames 0, 4, 8: anonymized until the third match, kept from then on
+    assert all(c > 8.0 for c in change[:8]), change
+    assert all(c < 3.0 for c in change[8:]), change  # re-encoding only
+    frames = json.loads((tmp_path / "out.mp4.audit.json").read_text())["frames"]
+    assert [bool(f.get("kept")) for f in frames] == [False] * 8 + [True] * 6
+    assert all(0 <= f["kept"][0]["distance"] < 0.45 for f in frames[8:])
