@@ -155,8 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     refs, photos, refused = measure(args.root, args.people, base)
     seconds = time.perf_counter() - start
     print(f"# {args.root}: {len(refs)} people with a reference, {len(photos)} input photos")
-    print(f"# margin {base.margin}, min_size {base.min_size}, --only threshold ")
-    print(f"# {base.only_threshold}; {_machine.describe()}; measured in {seconds:.0f} s")
+    print(
+        f"# margin {base.margin}, min_size {base.min_size}, --only threshold {base.only_threshold}"
+    )
+    print(f"# {_machine.describe()}; measured in {seconds:.0f} s")
     print(f"reference photos refused before one was accepted: {dict(refused) or 0}")
     faces: Counter[str] = Counter(ch.reason or "reliable" for p in photos for ch in p.checks)
     print(f"input faces by reliability: {dict(faces)}")
