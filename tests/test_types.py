@@ -76,5 +76,6 @@ def test_frame_validates_image_and_depth() -> None:
 def test_public_api_names_exist() -> None:
     for name in veil.__all__:
         assert hasattr(veil, name), name
-    for name in ("anonymize_image", "detect_faces", "Pipeline", "Faces", "Frame", "RunConfig"):
+    names = ("anonymize_image", "detect_faces", "Pipeline", "Faces", "Frame", "RunConfig")
+    for name in (*names, "ConsentConfig"):
         assert name in veil.__all__

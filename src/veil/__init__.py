@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 from veil.anonymize.base import ANONYMIZERS, Anonymizer
 from veil.config import (
     AnonymizerConfig,
+    ConsentConfig,
     DetectorConfig,
     MaskConfig,
     OutputConfig,
@@ -46,6 +47,7 @@ __all__ = [
     "AnonymizerConfig",
     "BackendError",
     "ConfigError",
+    "ConsentConfig",
     "Detector",
     "DetectorConfig",
     "Faces",
