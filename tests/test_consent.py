@@ -71,8 +71,12 @@ def test_keep_and_only_together_are_refused(tmp_path: Path) -> None:
 
 
 def test_consent_settings_round_trip_through_settings_files() -> None:
+    from veil.distributed.manifest import settings_hash
+
     config = RunConfig(consent=ConsentConfig(keep=("refs",), keep_threshold=0.4))
     assert RunConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    assert "consent" not in RunConfig().to_dict()  # ordinary runs: settings as before
+    assert settings_hash(config) != settings_hash(RunConfig())  # batch redoes the work
 
 
 def test_reference_people_are_files_or_sub_folders(tmp_path: Path) -> None:

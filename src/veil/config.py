@@ -138,7 +138,8 @@ class RunConfig:
     consent: ConsentConfig = field(default_factory=ConsentConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict (for audit files and settings files)."""
+        """Plain JSON-ready dict (for audit files and settings files); ``consent`` only
+        when a keep or only list is set."""
 
         def plain(value: Any) -> Any:
             if dataclasses.is_dataclass(value):
@@ -150,6 +151,8 @@ class RunConfig:
             return value
 
         result: dict[str, Any] = plain(self)
+        if not self.consent.active:  # everyone anonymized: settings (and hashes) as before
+            del result["consent"]
         return result
 
     @classmethod
