@@ -309,3 +309,11 @@ def test_cli_video_keeps_a_consenting_track_once_decided(tmp_path: Path, embedde
     frames = json.loads((tmp_path / "out.mp4.audit.json").read_text())["frames"]
     assert [bool(f.get("kept")) for f in frames] == [False] * 8 + [True] * 6
     assert all(0 <= f["kept"][0]["distance"] < 0.45 for f in frames[8:])
+
+
+def test_track_seen_only_backfilled_or_predicted_is_anonymized() -> None:
+    votes = TrackConsent(Scripted([]))  # type: ignore[arg-type]
+    face = Faces(xyxy=[[0, 0, 50, 50]], track_id=[5], data={"source": ["backfilled"]})
+    image = np.zeros((64, 64, 3), np.uint8)
+    hidden, kept = votes.split(lambda: image, face)
+    assert len(hidden) == 1 and not len(kept)

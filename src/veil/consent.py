@@ -278,6 +278,7 @@ class _Votes:
     matched: int = 0
     turned: bool = False  # evidence turned the decision to hiding for good
     distance: float = float("nan")  # last distance measured
+    person: str | None = None  # nearest reference at the last measure
 
 
 class TrackConsent:
@@ -313,24 +314,22 @@ class TrackConsent:
         ids = faces.track_id if faces.track_id is not None else np.full(len(faces), -1)
         sources = faces.data.get("source", ["detected"] * len(faces))
         image: np.ndarray | None = None
-        hide = np.ones(len(faces), bool)
+        verdicts: list[tuple[bool, float, str | None]] = []
         for i, (tid, src) in enumerate(zip(ids.tolist(), sources, strict=True)):
             due = tid < 0 or (src == "detected" and self._due(tid))
             if due and image is None:
                 image = rgb()
-            if tid < 0:
+            if tid < 0:  # untracked: the still-image decision
                 assert image is not None
-                hide[i] = self.consent.hidden(self.consent.check(image, faces[i])[0])[0]
+                verdicts.append(self.consent.hidden(self.consent.check(image, faces[i])[0]))
                 continue
             if due:
                 assert image is not None
                 self._vote(tid, self.consent.check(image, faces[i])[0])
-            hide[i] = not self._shown(tid)
-        kept = faces[~hide]
-        kept_ids = ids[~hide].tolist()
-        nan = float("nan")
-        verdicts = [(False, self.votes[t].distance if t >= 0 else nan, None) for t in kept_ids]
-        return faces[hide], _with_consent(kept, verdicts)
+            v = self.votes.get(tid, _Votes())  # backfilled before its first detection
+            verdicts.append((not self._shown(tid), v.distance, v.person))
+        hide = np.array([v[0] for v in verdicts], bool)
+        return faces[hide], _with_consent(faces[~hide], [v for v in verdicts if not v[0]])
 
     def _due(self, tid: int) -> bool:
         kept = self._shown(tid)  # a kept track is checked on every detected frame
@@ -343,8 +342,8 @@ class TrackConsent:
 
     def _vote(self, tid: int, check: FaceCheck) -> None:
         v, shown = self.votes[tid], self._shown(tid)
-        matches, distance, _ = self.consent.match(check)
-        v.distance = distance
+        matches, distance, person = self.consent.match(check)
+        v.distance, v.person = distance, person
         if self.consent.mode == "only":
             v.turned |= matches
             v.embedded += check.reason is None
