@@ -317,3 +317,16 @@ def test_track_seen_only_backfilled_or_predicted_is_anonymized() -> None:
     image = np.zeros((64, 64, 3), np.uint8)
     hidden, kept = votes.split(lambda: image, face)
     assert len(hidden) == 1 and not len(kept)
+
+
+def test_only_track_is_shown_after_three_non_matches_and_hidden_for_good_after_a_match() -> None:
+    script = [False, False, False, False, False, True] + [False] * 10
+    scripted = Scripted(script)
+    scripted.mode = "only"
+    votes = TrackConsent(scripted)  # type: ignore[arg-type]
+    face = Faces(xyxy=[[0, 0, 50, 50]], track_id=[3], data={"source": ["detected"]})
+    image = np.zeros((64, 64, 3), np.uint8)
+    shown = [len(votes.split(lambda: image, face)[1]) == 1 for _ in range(26)]
+    # measured on frames 0, 4, 8 (shown from 8), then on every frame while shown: 9, 10,
+    # 11 (a match: hidden for good)
+    assert shown == [False] * 8 + [True] * 3 + [False] * 15

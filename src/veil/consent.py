@@ -292,7 +292,8 @@ class TrackConsent:
     someone else (dlib distance >= 0.6: the tracker swapped people), it is anonymized for
     the rest of the video and never kept again.
     ``only``: the track is left visible once ``min_embedded`` reliable embeddings exist and
-    none matched; anonymized before that, and for good after any match. Untracked faces
+    none matched (then measured on every detected frame); anonymized before that, and for
+    good after any match. Untracked faces
     get the still-image decision.
     """
 
