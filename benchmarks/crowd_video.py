@@ -76,20 +76,20 @@ def _ease(t: float) -> float:
 
 def camera(k: int, photo_wh: tuple[int, int], out_wh: tuple[int, int], t: float) -> np.ndarray:
     """Affine ``2x3`` matrix photo -> frame at time ``t`` in ``[0, 1]`` for clip ``k``: a
-    crop window of the output's aspect, 90 % -> 60 % of the photo's width (zooming in on
-    even ``k``, out on odd), its centre panning across the photo."""
+    crop window of the output's aspect, 90 % -> 65 % of the photo's width (zooming in on
+    even ``k``, out on odd), panning from one side of the room it has to the other
+    (left to right or back, by ``k``), eased in and out: smooth, the window never
+    stopped by the photo's edge; faces move about 2 px per frame, at most 4.5, for 150
+    frames at 1024x576."""
     pw, ph = photo_wh
     ow, oh = out_wh
     e = _ease(t)
     zoom = e if k % 2 == 0 else 1.0 - e
-    cw = pw * (0.9 - 0.3 * zoom)
-    cw = min(cw, ph * ow / oh * 0.98)
+    cw = min(pw * (0.9 - 0.25 * zoom), ph * ow / oh * 0.98)
     ch = cw * oh / ow
-    side = -1 if (k // 2) % 2 else 1
-    fx = 0.5 + side * (0.35 * (e - 0.5) * 2)  # centre from one side to the other
-    fy = 0.5 + 0.3 * (e - 0.5)
-    cx = min(max(fx * pw, cw / 2), pw - cw / 2)
-    cy = min(max(fy * ph, ch / 2), ph - ch / 2)
+    u = e if (k // 2) % 2 == 0 else 1.0 - e
+    cx = cw / 2 + (pw - cw) * (0.2 + 0.6 * u)  # inside the photo whatever the zoom
+    cy = ch / 2 + (ph - ch) * (0.4 + 0.2 * e)
     s = ow / cw
     return np.array([[s, 0.0, -s * (cx - cw / 2)], [0.0, s, -s * (cy - ch / 2)]])
 
@@ -259,6 +259,8 @@ def score(src: Path, out: Path, gts: list[dict[str, list[Any]]]) -> dict[str, An
     outside = 0.0
     for a, b, gt in zip(frames(src), frames(out), gts, strict=False):
         n += 1
+        if b.shape != a.shape:  # deface rounds sizes up to multiples of 16 (rescaled)
+            b = cv2.resize(b, (a.shape[1], a.shape[0]), interpolation=cv2.INTER_AREA)
         every = gt["faces"] + gt["small"]
         if every:
             r = evaluate_pair(a, b, np.array(every), gt["ignore"])
@@ -334,7 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="photos + annotations.json")
     ap.add_argument("--clips", type=int, default=5, help="clips (one per photo, in order)")
-    ap.add_argument("--size", default="960x540")
+    ap.add_argument(
+        "--size", default="1024x576", help="multiples of 16: deface would rescale others"
+    )
     ap.add_argument("--frames", type=int, default=150)
     ap.add_argument("--fps", type=int, default=25)
     ap.add_argument("--tools", default=",".join(TOOLS))
