@@ -252,18 +252,26 @@ def test_property_never_drops_a_detection(frames: list, smoothing: float) -> Non
 # --- crowds: tracks end on evidence, duplicates merge -----------------------------------------
 
 
-def test_a_track_a_full_pass_misses_stops_growing_and_ends() -> None:
+def test_a_track_a_full_pass_misses_ends_instead_of_coasting() -> None:
     tracker = Tracker(max_age=30, miss_grace=2)
     for box in moving_face(10, velocity=(0.0, 0.0)):
         tracker.update(faces_of(box))
-    for _ in range(3):  # speed mode: no detector ran, the box grows
-        tracker.predict_only()
-    missed = tracker.update(Faces.empty())  # a full pass sees nothing there
-    size = float(missed.sizes[0])
-    after = [tracker.predict_only() for _ in range(5)]
-    assert [len(out) for out in after] == [1, 1, 0, 0, 0], "ends miss_grace frames later"
-    assert all(float(out.sizes[0]) == pytest.approx(size) for out in after[:2]), "no growth"
+    for _ in range(3):  # speed mode: no detector ran, the box coasts
+        assert len(tracker.predict_only()) == 1
+    assert len(tracker.update(Faces.empty())) == 1  # a full pass sees nothing there
+    after = [len(tracker.predict_only()) for _ in range(5)]
+    assert after == [1, 1, 0, 0, 0], "ends miss_grace frames later, not at max_age"
     assert tracker.tracks == 0
+    assert len(tracker.update(Faces.empty())) == 0, "a second full pass brings nothing back"
+
+
+def test_a_predicted_box_never_grows_past_twice_the_face() -> None:
+    tracker = Tracker(max_age=60, grow_when_lost=0.05)
+    for f in range(10):  # a face growing fast: the Kalman size velocity is large
+        tracker.update(faces_of(square(200, 200, 40 + 4 * f)))
+    last = 40 + 4 * 9
+    sizes = [float(tracker.predict_only().sizes[0]) for _ in range(40)]
+    assert max(sizes) <= 2 * last + 1e-3
 
 
 def test_a_face_missed_on_one_key_frame_stays_covered() -> None:
@@ -333,12 +341,9 @@ def box_area(xyxy: np.ndarray) -> float:
     return float(((xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])).sum())
 
 
-@pytest.mark.parametrize("seed", [3, 5, 6])
-def test_a_crowd_keeps_about_one_track_per_face(seed: int) -> None:
-    """40 faces the detector finds 85 % of the time and 20 it finds 30 % of the time
-    (small, turned away): speed mode's key frames every 8th frame, window searches in
-    between, the look-ahead back-fill. Flickering faces must not pile up tracks, nor
-    coasting boxes grow over the crowd, and the clear faces stay covered."""
+def run_crowd(seed: int) -> tuple[int, float, float]:
+    """One synthetic crowd clip through speed mode: (tracks, share of the clear faces'
+    face-frames covered, masked box area / face area)."""
     rng = np.random.default_rng(seed)
     truth = crowd_truth(60, 120, rng)
     recall = np.array([0.85] * 40 + [0.3] * 20)
@@ -361,6 +366,18 @@ def test_a_crowd_keeps_about_one_track_per_face(seed: int) -> None:
     done += buffer.flush()
     covered = sum(int((box_iou(truth[f, :40], out.xyxy).max(1) > 0.3).sum()) for f, out in done)
     masked = sum(box_area(out.xyxy) for _, out in done) / box_area(truth.reshape(-1, 4))
-    assert len(ids) <= 1.5 * 60, f"{len(ids)} tracks for 60 faces"
+    return len(ids), covered / truth[:, :40, 0].size, masked
+
+
+def test_a_crowd_keeps_about_one_track_per_face() -> None:
+    """60 faces per clip, 40 the detector finds 85 % of the time and 20 it finds 30 % of
+    the time (small, turned away), 5 clips: speed mode's key frames every 8th frame,
+    window searches in between, the look-ahead back-fill. Flickering faces must not pile
+    up tracks, nor coasting boxes grow over the crowd, and the clear faces stay covered
+    (the tracker of commit 308a97f: 468 tracks, 1.35x the faces' area, 0.979 covered)."""
+    runs = [run_crowd(seed) for seed in range(3, 8)]
+    tracks = sum(r[0] for r in runs)
+    covered, masked = np.mean([r[1] for r in runs]), np.mean([r[2] for r in runs])
+    assert tracks <= 1.5 * 60 * len(runs), f"{tracks} tracks for {60 * len(runs)} faces"
     assert masked <= 1.3, f"boxes cover {masked:.2f}x the faces' area"
-    assert covered / truth[:, :40, 0].size >= 0.96, "clear faces covered"
+    assert covered >= 0.96, f"clear faces covered: {covered:.3f}"

@@ -12,11 +12,14 @@ being masked for ``max_age`` frames at its predicted box, and that box never shr
 and grows by ``grow_when_lost`` per lost frame (uncertainty grows).
 
 What keeps a crowd from ballooning: a full detection pass that does not find a track is
-evidence the face is gone, so the track stops growing and is masked for ``miss_grace``
-more frames only (a face missed on one key frame stays covered while a window search
-looks for it, and is kept when that finds it); a lost track whose predicted box overlaps
-another track's detection is a duplicate of that face and merges into it (the older id
-lives on); two lost tracks on one spot merge too.
+evidence the face is gone, so its box grows one frame more, then no longer, and the track
+is masked for ``miss_grace`` more frames only and ends, instead of coasting and growing
+for ``max_age`` (a face missed on one key frame stays covered while a window search looks
+for it, and is kept when that finds it). An ended track stays dormant for ``remember``
+frames: a detection at its predicted place gives it back its id. A lost track whose
+predicted box overlaps another track's detection is a duplicate of that face and merges
+into it (the older id lives on); two lost tracks on one spot merge too. New tracks start
+with the crowd's common motion (a panning camera moves every face alike).
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ __all__ = ["SpeedMode", "Tracker", "scene_cut", "should_detect"]
 
 _Q_POS, _Q_VEL = 1 / 100, 1 / 200  # process noise std, fraction of face size per frame
 _R_BASE = 1 / 20  # measurement noise std (fraction of size) at smoothing=0.5
-_R_MIN_PX = 1.5  # ... and at least this many px: small faces' boxes jitter by 1-2 px
+_R_MIN_PX = 1.0  # and at least this many px (smoothing > 0): small faces' boxes jitter
+_R_NONE = 1e-3  # the measurement noise of smoothing=0 (detections passed through)
 _MAX_GROWTH = 2.0  # cap on the growth of a lost track's box
 _SCORE_DECAY = 0.9  # score of a predicted box: last score * decay ** frames lost
 _NO_MATCH = 1e6
@@ -78,7 +82,7 @@ class _Track:
     missed: bool = False  # the last detector pass did not find it
     recheck: bool = False  # a full pass missed it and no window search has looked since
     grace: int | None = None  # frames left after a full pass missed it (None: not missed)
-    frozen: int | None = None  # lost frames at that miss: the box stops growing there
+    ended: int | None = None  # lost frames at which its box stopped growing
 
     def predict(self) -> None:
         q = np.array([_Q_POS] * 4 + [_Q_VEL] * 4) * _size(self.x)
@@ -90,27 +94,30 @@ class _Track:
 
     def observe(self, z: np.ndarray, r: float, score: float, lm: np.ndarray | None) -> None:
         """Kalman correction with the matched detection ``z = (cx, cy, w, h)``."""
-        noise = max(r * _size(z), _R_MIN_PX) if r > 2e-3 else r * _size(z)
+        noise = r * _size(z) if r <= _R_NONE else max(r * _size(z), _R_MIN_PX)
         S = _H @ self.P @ _H.T + np.eye(4) * noise**2
         K = np.linalg.solve(S, _H @ self.P).T
         self.x = self.x + K @ (z - _H @ self.x)
         self.P = (np.eye(8) - K @ _H) @ self.P
         self.score, self.last_wh, self.landmarks = score, z[2:].copy(), lm
         self.hits, self.lost = self.hits + 1, 0
-        self.grace = self.frozen = None
+        self.grace = None
 
     def full_pass_missed(self, grace: int) -> None:
-        """A full detection pass did not find this lost track: it stops growing and has
-        ``grace`` more frames unless a detection matches it again."""
+        """A full detection pass did not find this lost track: it has ``grace`` more
+        frames unless a detection matches it again (a second miss does not extend it).
+        Its box grows one frame more (the face may be moving out of it) and then no
+        longer: a growing box drifting over a crowd takes its neighbours' faces."""
         if self.grace is None:
-            self.grace, self.frozen = grace, self.lost
+            self.grace, self.ended = grace, self.lost + 1
 
     def predicted_box(self, grow: float, ahead: int = 0) -> np.ndarray:
         """Predicted ``xyxy (4,)``: never smaller than the last detection, grown per lost
-        frame until a full pass missed it; ``ahead`` frames further on (without changing
-        the state)."""
+        frame until the track ended, at most ``_MAX_GROWTH`` times the last detection
+        (whatever the Kalman size velocity says); ``ahead`` frames further on (without
+        changing the state)."""
         z = (np.linalg.matrix_power(_F, ahead) @ self.x)[:4] if ahead else self.x[:4].copy()
-        lost = self.lost + ahead if self.frozen is None else self.frozen
+        lost = self.lost + ahead if self.ended is None else self.ended
         grown = np.maximum(z[2:], self.last_wh) * (1.0 + grow * lost)
         z[2:] = np.minimum(grown, self.last_wh * _MAX_GROWTH)
         return _to_xyxy(z)
@@ -138,8 +145,8 @@ class Tracker:
         search_backoff: a track predicted for longer is looked for (:meth:`to_confirm`)
             on every ``search_backoff``-th frame only; 1 looks on every frame.
         miss_grace: frames a lost track stays after a full detection pass (``searched``
-            None) did not find it; its box stops growing at that pass. 0 keeps it only
-            until the next frame's window search, unless that finds it.
+            None) did not find it, then it ends (goes dormant). 0 keeps it only until the
+            next frame's window search, unless that finds it.
         remember: frames after its last detection during which an ended track can
             still take a detection at its predicted place and come back with its id
             (a face a crowd's detector finds only now and then keeps one id). Not
@@ -191,7 +198,7 @@ class Tracker:
         self.max_shift, self.grow_when_lost = max_shift, grow_when_lost
         self.uncertain_after, self.search_backoff = uncertain_after, search_backoff
         self.miss_grace, self.merge_iou, self.remember = miss_grace, merge_iou, remember
-        self._r = _R_BASE * smoothing / (1.0 - smoothing) + 1e-3
+        self._r = _R_BASE * smoothing / (1.0 - smoothing) + _R_NONE
         self.reset()
 
     def reset(self) -> None:
@@ -258,9 +265,9 @@ class Tracker:
         after their detection, those the last full detection missed (once), and those
         predicted for more than ``uncertain_after`` frames, on the next frame and then on
         every ``search_backoff``-th. A face the searches keep missing (gone, hidden, or a
-        false detection) stays masked at its predicted, growing box until ``max_age`` or
-        the next full detection either way; searching for it on every frame would cost a
-        window per frame and track for nothing. Dormant tracks (ended by a full pass,
+        false detection) stays masked at its predicted, growing box until the next full
+        detection (then ``miss_grace`` frames) or ``max_age``; searching for it on every
+        frame would cost a window per frame and track for nothing. Dormant tracks (ended,
         no longer masked) are looked for on the same schedule until ``max_age``, so a
         face that was only hidden comes back under its id (and is back-filled)."""
         live = [t.track_id for t in self._tracks if t.recheck or self._search_due(t)]
@@ -314,10 +321,12 @@ class Tracker:
     def _retire(self) -> None:
         """Tracks past ``max_age``, or ended early by a full pass (``miss_grace``), go
         dormant until ``remember`` frames after their last detection: no longer output,
-        but a detection at their predicted place gives them back their id
-        (:meth:`_revive`)."""
+        their box no longer growing (a grown box would take a neighbour's face), but a
+        detection at their predicted place gives them back their id (:meth:`_revive`)."""
         ended = [t for t in self._tracks if not self._alive(t)]
         self._tracks = [t for t in self._tracks if self._alive(t)]
+        for t in ended:
+            t.ended = t.lost if t.ended is None else t.ended
         self._dormant += [t for t in ended if t.hits >= self.min_hits]
         self._dormant = [t for t in self._dormant if t.lost <= self.remember]
 
@@ -332,7 +341,7 @@ class Tracker:
             free[c]: self._dormant[r] for r, c in zip(rows.tolist(), cols.tolist(), strict=True)
         }
         for t in back.values():
-            t.grace = t.frozen = None
+            t.grace = t.ended = None
             self._tracks.append(t)
         self._dormant = [t for t in self._dormant if all(t is not b for b in back.values())]
         return back
