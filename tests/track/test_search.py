@@ -70,7 +70,7 @@ def test_a_face_cut_by_an_inner_window_edge_is_dropped() -> None:
 
 
 def test_tracker_confirms_new_missed_and_stale_tracks() -> None:
-    t = Tracker(uncertain_after=3)
+    t = Tracker(uncertain_after=3, miss_grace=10)  # kept after the miss, for this test
     box = np.array([100, 100, 140, 140], np.float32)
     t.update(Faces(xyxy=box[None], scores=np.ones(1, np.float32)))
     assert t.to_confirm() == [1]  # new: one detection
