@@ -100,6 +100,8 @@ def serve(host: str, port: int, token: str | None, no_auth: bool, **o: Any) -> N
       veil serve --host 0.0.0.0 --token "$SECRET" --max-jobs 2
     """
     try:
+        import uvicorn  # noqa: F401  # checked first: the missing extra is named, exit 2
+
         from veil.service import ServiceSettings, create_app, is_loopback
         from veil.service.server import run
 
