@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import shlex
 import subprocess
 import sys
@@ -58,18 +57,10 @@ MIN_FACE = 12.0  # px: coverage targets are for faces at least this high
 GREY_TOL = 12  # grey levels: "changed" for the outside measure
 TOOLS = ("veil", "deface", "deface-opencv", "image", "encode")
 
+sys.path.insert(0, str(Path(__file__).parent))
+import _machine  # noqa: E402
 
 # --- clips -----------------------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _ease(t: float) -> float:
@@ -359,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     size = (w, h)
     tools = args.tools.split(",")
     reuse = set(args.reuse.split(",")) - {""}
-    results: dict[str, Any] = {"cpu": cpu_model(), "work": str(work), "clips": {}}
+    results: dict[str, Any] = {"cpu": _machine.cpu_model(), "work": str(work), "clips": {}}
     for k, (name, photo, faces, ignore) in enumerate(load_photos(args.data)[: args.clips]):
         src = work / f"crowd_{k}_{name}_{args.size}_{args.frames}.mp4"
         if src.exists():
@@ -482,7 +473,7 @@ def _real(clip: Path, work: Path, veil_args: list[str], as_json: bool) -> int:
     for a, b in zip(frames(clip), frames(out), strict=False):
         changed += outside_changed(a, b, [])
         n += 1
-    row |= {"frames": n, "changed": round(changed / max(n, 1), 4), "cpu": cpu_model()}
+    row |= {"frames": n, "changed": round(changed / max(n, 1), 4), "cpu": _machine.cpu_model()}
     print(json.dumps(row, indent=None if not as_json else 1))
     return 0
 

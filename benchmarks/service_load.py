@@ -34,6 +34,9 @@ import numpy as np
 import skimage.data
 from PIL import Image
 
+sys.path.insert(0, str(Path(__file__).parent))
+import _machine
+
 
 def face_image(width: int = 640, height: int = 480) -> bytes:
     """The astronaut photo (one face) fitted into a ``width x height`` PNG."""
@@ -125,16 +128,6 @@ def load(url: str, data: bytes, concurrency: int, requests: int, budget: float) 
     return latencies
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def status_mb(pid: int, key: str) -> float:
     """``VmRSS`` or ``VmHWM`` (peak) of a process, MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -218,7 +211,7 @@ def mixed_images() -> list[bytes]:
 
 
 def abuse(args: argparse.Namespace) -> None:
-    print(f"# {cpu_model()}, {os.cpu_count()} cores, python {platform.python_version()}")
+    print(f"# {_machine.cpu_model()}, {os.cpu_count()} cores, python {platform.python_version()}")
     print("# each case: a fresh `veil serve` (default settings), one 640x480 warm-up request")
     print("# then the input twice; peak = VmHWM, after = VmRSS once the answer arrived")
     print("| input | file KiB | answer | warm peak | peak | after | peak, 2nd | after, 2nd |")
