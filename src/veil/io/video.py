@@ -147,7 +147,9 @@ def _video_stream(path: Path, container: av.container.InputContainer) -> av.Vide
 
 
 def _display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
-    for sd in cast(Any, frame.side_data):  # a Mapping whose iteration yields SideData
+    side_data = cast(Any, frame.side_data)
+    for item in side_data:  # PyAV <= 18.1.0 yields SideData, 18.1.1 yields the Type keys
+        sd = item if hasattr(item, "type") else side_data[item]
         if sd.type.name == "DISPLAYMATRIX":
             return tuple(int(v) for v in np.frombuffer(bytes(sd), np.int32)[:9])
     return None
