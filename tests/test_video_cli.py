@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
@@ -12,7 +13,7 @@ from veil.commands.video import video
 from veil.config import OutputConfig, RunConfig
 from veil.io.video import probe_video
 from veil.video.job import default_video_target, run_video_job
-from video_factory import make_video
+from video_factory import face_video, face_video_boxes, make_video
 
 
 def invoke(*args: object) -> Result:
@@ -123,7 +124,7 @@ def _truncated(tmp_path: Path, frames: int = 40) -> Path:
     container still declares every frame but only some can be decoded."""
     import av
 
-    whole = make_video(tmp_path / "whole.mp4", frames=frames, size=(160, 120), audio=False)
+    whole, _ = face_video(tmp_path / "whole.mp4", frames=frames, size=(320, 240), audio=False)
     front = tmp_path / "front.mp4"
     with (
         av.open(str(whole)) as src,
@@ -154,3 +155,11 @@ def test_lost_frames_fail_with_no_output_unless_allowed(tmp_path: Path) -> None:
     written = probe_video(out).frame_count
     assert 0 < written < 40
     assert f"{written} of 40 frames" in result.output
+    import av
+
+    with av.open(str(tmp_path / "whole.mp4")) as c:  # the uncut source, same first frames
+        source = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+    with av.open(str(out)) as c:
+        kept = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+    for (x0, y0, x1, y1), a, b in zip(face_video_boxes(40, (320, 240)), source, kept, strict=False):
+        assert np.abs(a[y0:y1, x0:x1] - b[y0:y1, x0:x1]).mean() > 15  # a real face, changed

@@ -350,3 +350,33 @@ def test_overlapped_stages_write_the_same_bytes_as_serial(
     assert len(outputs[True]) == 10 and "color/0003.png" not in outputs[True]
     assert outputs[True] == outputs[False]
     assert _head_changed(walking, tmp_path / "stages-True", "0001.png") > 0.5
+
+
+def test_a_real_face_is_anonymized_through_the_staged_command(
+    tmp_path: Path, cli: click.Group
+) -> None:
+    """The staged `veil rgbd` (read | detect | track | finish | write) on pairs holding a
+    real face (the astronaut) in front of a wall: the face changes in every pair, the wall
+    far from it does not, depth is written for every pair."""
+    from factories import face_on_canvas
+
+    src = tmp_path / "pairs"
+    for i in range(4):
+        color, box = face_on_canvas(scale=0.6, offset=(20 + 6 * i, 10), canvas=(240, 320))
+        x0, y0, x1, y1 = box.astype(int)
+        depth = np.full((240, 320), 3.0, np.float32)  # the wall
+        depth[max(y0 - 20, 0) : y1 + 60, max(x0 - 10, 0) : x1 + 10] = 1.2  # head and body
+        (src / "color").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(color).save(src / "color" / f"{i:04d}.png")
+        write_depth(src / "depth" / f"{i:04d}.png", depth)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["rgbd", str(src), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    for i in range(4):
+        before = np.asarray(Image.open(src / "color" / f"{i:04d}.png")).astype(int)
+        after = np.asarray(Image.open(out / "color" / f"{i:04d}.png")).astype(int)
+        _, box = face_on_canvas(scale=0.6, offset=(20 + 6 * i, 10), canvas=(240, 320))
+        x0, y0, x1, y1 = box.astype(int)
+        assert np.abs(after[y0:y1, x0:x1] - before[y0:y1, x0:x1]).mean() > 15, i
+        assert np.array_equal(after[-40:, -60:], before[-40:, -60:]), i  # far wall untouched
+        assert (out / "depth" / f"{i:04d}.png").is_file()
