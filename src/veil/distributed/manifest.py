@@ -24,7 +24,7 @@ from typing import IO, Any
 from veil import __version__
 from veil.config import RunConfig
 from veil.errors import OutputError
-from veil.runner import Job, file_sha256
+from veil.files import Job, file_sha256
 
 __all__ = ["MANIFEST_NAME", "RUNS_DIR", "Record", "RunManifest", "file_sha256", "settings_hash"]
 
