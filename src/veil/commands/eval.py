@@ -57,6 +57,7 @@ def eval_group() -> None:
       veil eval detection --gt faces/annotations.json -d centerface -d haar
       veil eval detection --gt faces/annotations.json --outputs deface-out/
       veil eval privacy --original people/ --anonymized people-blurred/
+      veil eval consent people/ --keep-thresholds 0.4,0.45,0.5
     """
 
 
