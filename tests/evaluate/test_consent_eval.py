@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from tests.factories import face_on_canvas
+
 from veil.cli import main
 from veil.config import ConsentConfig
 from veil.evaluate.consent import decide, measure_identity_set
