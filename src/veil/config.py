@@ -146,8 +146,9 @@ class RegionConfig:
 
     def __post_init__(self) -> None:
         for name in ("include", "exclude"):
-            polygons = tuple(_polygon(p, f"{name} region {i + 1}")
-                             for i, p in enumerate(getattr(self, name)))
+            polygons = tuple(
+                _polygon(p, f"{name} region {i + 1}") for i, p in enumerate(getattr(self, name))
+            )
             object.__setattr__(self, name, polygons)
         if not 0.0 < self.exclude_share <= 1.0:
             raise ConfigError(f"exclude_share must be within (0, 1], got {self.exclude_share}")

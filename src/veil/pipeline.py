@@ -186,7 +186,7 @@ class Pipeline:
     def describe(self) -> dict[str, Any]:
         """Settings for audit files."""
         m = self.masker
-        return {
+        out = {
             "veil_version": __version__,
             "detector": self.detector.describe(),
             "mask": {
@@ -197,6 +197,7 @@ class Pipeline:
                 "margin": m.margin,
             },
             "anonymizer": self.anonymizer.describe(),
-        } | ({"consent": self.consent.describe()} if self.consent is not None else {}) | (
-            {"regions": self.regions.describe()} if self.regions is not None else {}
-        )
+        } | ({"consent": self.consent.describe()} if self.consent is not None else {})
+        if self.regions is not None:
+            out["regions"] = self.regions.describe()
+        return out

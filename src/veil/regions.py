@@ -29,7 +29,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from veil.config import Polygon, RegionConfig
@@ -40,6 +39,7 @@ __all__ = [
     "RegionFilter",
     "load_regions_file",
     "parse_box",
+    "parse_regions",
     "region_config",
     "region_records",
 ]
@@ -77,21 +77,36 @@ def load_regions_file(path: str | Path) -> tuple[list[Any], list[Any]]:
     "exclude": [...]}`` (either key may be missing); InputError naming the file."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"{path}: cannot read the regions file ({exc.strerror})") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: the regions file is not valid JSON ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: the regions file is not UTF-8 JSON ({exc})") from exc
+    try:
+        return parse_regions(text)
+    except ConfigError as exc:
+        raise InputError(f"{path}: {exc}") from exc
+
+
+def parse_regions(text: str) -> tuple[list[Any], list[Any]]:
+    """``(include, exclude)`` polygons of the JSON text of a regions file (see
+    :func:`load_regions_file`); ConfigError saying what is wrong."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"regions: not valid JSON ({exc})") from exc
     if not isinstance(data, dict) or not data or set(data) - _FILE_KEYS:
-        raise InputError(
-            f'{path}: expected {{"include": [polygons], "exclude": [polygons]}}, '
-            f"got keys {sorted(data) if isinstance(data, dict) else type(data).__name__}"
+        raise ConfigError(
+            'regions: expected {"include": [polygons], "exclude": [polygons]}, '
+            f"got {sorted(data) if isinstance(data, dict) else type(data).__name__}"
         )
     out = []
     for key in ("include", "exclude"):
         polygons = data.get(key, [])
         if not isinstance(polygons, list):
-            raise InputError(f"{path}: {key!r} must be a list of polygons [[x, y], ...]")
+            raise ConfigError(f"regions: {key!r} must be a list of polygons [[x, y], ...]")
+        checked: dict[str, Any] = {key: tuple(polygons)}
+        RegionConfig(**checked)  # each polygon checked, named by its place
         out.append(polygons)
     return out[0], out[1]
 
@@ -108,10 +123,6 @@ def region_config(
     exc: list[Any] = [parse_box(b) for b in exclude]
     if regions_file is not None:
         file_inc, file_exc = load_regions_file(regions_file)
-        try:
-            RegionConfig(include=tuple(file_inc), exclude=tuple(file_exc))
-        except ConfigError as error:
-            raise InputError(f"{regions_file}: {error}") from error
         inc, exc = inc + file_inc, exc + file_exc
     return RegionConfig(include=tuple(inc), exclude=tuple(exc))
 
@@ -125,17 +136,39 @@ def _pixels(polygon: Polygon, width: int, height: int) -> np.ndarray:
 
 
 def rasterize(polygons: Sequence[Polygon], shape: tuple[int, int]) -> np.ndarray:
-    """``bool (H, W)``: pixels whose centre lies in any of ``polygons`` (boundary
-    included), for a frame of ``shape (H, W)``."""
-    h, w = shape
-    mask = np.zeros((h, w), np.uint8)
-    shift = 4  # 1/16-pixel vertex precision
+    """``bool (H, W)``: pixels whose centre lies in any of ``polygons`` (even-odd rule; a
+    centre on a left or top edge is in, on a right or bottom edge out, so box
+    ``0,0,10,10`` is exactly pixels 0-9), for a frame of ``shape (H, W)``."""
+    h, w = int(shape[0]), int(shape[1])
+    mask = np.zeros((h, w), bool)
     for polygon in polygons:
-        centred = _pixels(polygon, w, h) - 0.5  # pixel centres sit at integer coordinates
-        pts = np.round(centred * (1 << shift)).astype(np.int64)
-        pts = np.clip(pts, -(1 << 26), 1 << 26).astype(np.int32)  # fillPoly's int range
-        cv2.fillPoly(mask, [pts.reshape(-1, 1, 2)], 1, lineType=cv2.LINE_8, shift=shift)
-    return mask.astype(bool)
+        _fill(mask, _pixels(polygon, w, h))
+    return mask
+
+
+def _fill(mask: np.ndarray, points: np.ndarray) -> None:
+    """Set the pixels of ``mask`` whose centres lie in the polygon ``points (n, 2)``."""
+    h, w = mask.shape
+    a, b = points, np.roll(points, -1, axis=0)
+    slanted = a[:, 1] != b[:, 1]  # horizontal edges cross no row of centres
+    a, b = a[slanted], b[slanted]
+    top, bottom = np.minimum(a[:, 1], b[:, 1]), np.maximum(a[:, 1], b[:, 1])
+    first = max(math.ceil(float(top.min()) - 0.5), 0) if len(a) else h
+    last = min(math.ceil(float(bottom.max()) - 0.5), h) if len(a) else 0
+    if first >= last:
+        return
+    yc = np.arange(first, last, dtype=np.float64)[:, None] + 0.5
+    crosses = (top[None] <= yc) & (yc < bottom[None])  # half-open: shared vertices once
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xs = a[None, :, 0] + (yc - a[None, :, 1]) * (b[:, 0] - a[:, 0]) / (b[:, 1] - a[:, 1])
+    xs = np.sort(np.where(crosses, xs, np.inf), axis=1)
+    for row, x in zip(range(first, last), xs, strict=True):
+        x = x[np.isfinite(x)]
+        for left, right in zip(x[0::2], x[1::2], strict=False):
+            j0 = max(math.ceil(float(left) - 0.5), 0)
+            j1 = min(math.ceil(float(right) - 0.5), w)
+            if j1 > j0:
+                mask[row, j0:j1] = True
 
 
 class RegionFilter:

@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 
 from veil.config import RunConfig
 from veil.consent import kept_records
-from veil.regions import region_records
 from veil.errors import InputError, OutputError, VeilError
 from veil.files import FileOutcome, Job, audit_path, file_sha256, write_json_atomic
 from veil.io.images import (
@@ -25,6 +24,7 @@ from veil.io.images import (
 )
 from veil.io.suffixes import VIDEO_SUFFIXES
 from veil.pipeline import Pipeline, Result
+from veil.regions import region_records
 from veil.stages import Stage, run_stages
 
 __all__ = ["FileOutcome", "Job", "RunSummary", "default_workers", "plan_jobs", "run_images"]

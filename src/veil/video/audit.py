@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from veil.consent import kept_records
-from veil.regions import region_records
 from veil.errors import OutputError
 from veil.files import file_sha256
+from veil.regions import region_records
 
 if TYPE_CHECKING:
     from veil.pipeline import Pipeline
