@@ -126,3 +126,21 @@ def test_describe_names_the_picture(tmp_path: Path) -> None:
     described = Pipeline.from_config(config).describe()["anonymizer"]
     assert described["name"] == "image" and described["image"] == str(path)
     assert described["image_size"] == [80, 60]
+
+
+def test_rgbd_takes_the_picture_too(tmp_path: Path) -> None:
+    from veil.io.rgbd import write_depth
+
+    path, _ = picture(tmp_path)
+    image, box = face_on_canvas()
+    for sub in ("color", "depth"):
+        (tmp_path / sub).mkdir()
+    Image.fromarray(image).save(tmp_path / "color" / "0.png")
+    write_depth(tmp_path / "depth" / "0.png", np.full(image.shape[:2], 1.5, np.float32))
+    flags = ["--no-tracking", "-m", "image", "--image", path]
+    result = run("rgbd", tmp_path, "-o", tmp_path / "out", *flags)
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    (colour,) = (p for p in (tmp_path / "out").rglob("*.png") if "depth" not in p.parts)
+    got = np.asarray(Image.open(colour).convert("RGB")).astype(int)
+    x0, y0, x1, y1 = box.astype(int)
+    assert np.abs(got[y0:y1, x0:x1] - image[y0:y1, x0:x1]).mean() > 30

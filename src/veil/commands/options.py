@@ -26,6 +26,7 @@ from veil.errors import ConfigError
 from veil.mask import MASK_SHAPES
 
 __all__ = [
+    "anonymizer_options_from",
     "detector_options",
     "image_method_options",
     "pipeline_options",

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from veil.commands.options import (
+    anonymizer_options_from,
+    image_method_options,
     png_compression_option,
     region_config_from,
     region_options,
@@ -179,6 +181,7 @@ def _write_label(path: Path, labels: Any) -> None:
 )
 @click.option("-s", "--strength", type=click.FloatRange(0.05, 20), default=1.0, show_default=True)
 @click.option("--seed", type=int, default=None, help="Seed random methods and depth noise.")
+@image_method_options
 @png_compression_option("colour and depth PNGs")
 @region_options
 def rgbd_command(source: Path, output: Path, no_tracking: bool, **options: Any) -> None:
@@ -345,7 +348,12 @@ class _Job:
 
         config = RunConfig(
             detector=DetectorConfig(name=o["detector"], threshold=o["threshold"]),
-            anonymizer=AnonymizerConfig(method=o["method"], strength=o["strength"], seed=o["seed"]),
+            anonymizer=AnonymizerConfig(
+                method=o["method"],
+                strength=o["strength"],
+                seed=o["seed"],
+                options=anonymizer_options_from(o),
+            ),
             regions=region_config_from(o),
         )
         intrinsics: Path | None = o["intrinsics"]

@@ -393,8 +393,8 @@ def _on_sync_worker(svc: Service, fn: Any, *args: Any) -> Any:
 def _chosen_pipeline(svc: Service, config: RunConfig, refs: StoredSelection) -> Any:
     """The shared pipeline for ``config`` with the request's consent list and regions
     (reference photos detected and embedded on a sync worker thread)."""
-    if not refs.selection.active:
-        return _pipeline(svc, config)
+    if not refs.photos:  # nothing to detect: regions only, or nothing chosen
+        return refs.apply(_pipeline(svc, config))
     return _on_sync_worker(svc, lambda: refs.apply(_pipeline(svc, config)))
 
 
