@@ -1,12 +1,10 @@
 """Consent keep-list / erasure-list check on an identity set (``<person>/<images>``).
 
-For each person, their first usable photo is the reference (the first photo in sorted order
-that :class:`veil.consent.ConsentList` accepts: exactly one face, embedded reliably; refused
-ones are counted); every other photo of everyone is an input. Each input is detected with
-veil's default detector and each face measured once (:func:`veil.consent.check_face`); the
-decisions are then those of the real :class:`~veil.consent.ConsentList` for one reference
-at a time (the issue's protocol) and for all references at once (the ambiguity margin
-applies). Printed:
+The measuring and counting live in :mod:`veil.evaluate.consent` (also ``veil eval
+consent``): for each person, their first usable photo is the reference; every other photo
+of everyone is an input; the decisions are those of the real
+:class:`~veil.consent.ConsentList` for one reference at a time (the issue's protocol) and
+for all references at once (the ambiguity margin applies). Printed:
 
 * ``others kept``: (reference, photo of someone else) pairs where any face is kept: target 0.
 * ``own kept``: the consenting person's other photos whose labelled face (nearest the image
@@ -28,101 +26,13 @@ import dataclasses
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from veil.config import ConsentConfig, RunConfig
-from veil.consent import ConsentList, FaceCheck, check_face, reference_embedding
-from veil.errors import InputError
-from veil.evaluate.identity import FaceEmbedder
-from veil.io.images import IMAGE_SUFFIXES, read_image
-from veil.pipeline import Pipeline
-from veil.types import Faces
+from veil.config import ConsentConfig
+from veil.evaluate.consent import decide, measure
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _machine
-
-
-@dataclass
-class Photo:
-    person: str
-    path: Path
-    checks: list[FaceCheck]
-    labelled: int | None  # index of the face nearest the image centre, None: no face
-
-
-def _labelled(faces: Faces, shape: tuple[int, ...]) -> int | None:
-    if not len(faces):
-        return None
-    centre = np.array([shape[1] / 2, shape[0] / 2])
-    mid = (faces.xyxy[:, :2] + faces.xyxy[:, 2:]) / 2
-    return int(np.argmin(np.linalg.norm(mid - centre, axis=1)))
-
-
-def measure(root: Path, people: int, config: ConsentConfig) -> tuple[dict, list[Photo], Counter]:
-    """Reference embedding per person, every other photo measured, refusal reasons."""
-    pipeline, embedder = Pipeline.from_config(RunConfig()), FaceEmbedder()
-    refs: dict[str, np.ndarray] = {}
-    photos: list[Photo] = []
-    refused: Counter[str] = Counter()
-    for folder in sorted(p for p in root.iterdir() if p.is_dir())[:people]:
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        for path in files:
-            image = read_image(path).image
-            faces = pipeline.detect(image)
-            if folder.name not in refs:
-                try:
-                    refs[folder.name] = reference_embedding(embedder, image, faces, config, path)
-                    continue
-                except InputError as exc:
-                    refused[str(exc).split(": ", 1)[1]] += 1
-            size = config.min_size
-            checks = [check_face(embedder, image, b, min_size=size) for b in faces.xyxy]
-            photos.append(Photo(folder.name, path, checks, _labelled(faces, image.shape)))
-    return refs, photos, refused
-
-
-def decide(refs: dict[str, np.ndarray], photos: list[Photo], config: ConsentConfig) -> dict:
-    """The counts behind the printed table."""
-    names = list(refs)
-    vectors = np.asarray([refs[n] for n in names], np.float32)
-    lists = {
-        (mode, who): ConsentList(mode, [who], vectors[[i]], config)
-        for mode in ("keep", "only")
-        for i, who in enumerate(names)
-    }
-    gallery = ConsentList("keep", names, vectors, config)
-    c: Counter[str] = Counter()
-    for photo in photos:
-        for who in names:
-            own = photo.person == who
-            kept = [not lists["keep", who].hidden(ch)[0] for ch in photo.checks]
-            hidden = [lists["only", who].hidden(ch)[0] for ch in photo.checks]
-            lab = photo.labelled
-            if own:
-                c["own"] += 1
-                c["own_kept"] += lab is not None and kept[lab]
-                c["own_hidden_only"] += lab is None or hidden[lab]
-            else:
-                c["other_pairs"] += 1
-                c["other_kept"] += any(kept)
-                c["other_hidden_only"] += lab is not None and hidden[lab]
-                c["other_labelled"] += lab is not None
-        if photo.person in refs:
-            kept_all = [not gallery.hidden(ch)[0] for ch in photo.checks]
-            lab = photo.labelled
-            wrong = [
-                k and gallery.match(ch)[2] != photo.person and i == lab
-                for i, (k, ch) in enumerate(zip(kept_all, photo.checks, strict=True))
-            ]
-            c["gallery_photos"] += 1
-            c["gallery_own_kept"] += lab is not None and kept_all[lab]
-            c["gallery_wrong"] += any(wrong)
-        for ch in photo.checks:
-            c[f"face_{ch.reason or 'reliable'}"] += 1
-    return c
 
 
 def _pct(a: int, b: int) -> str:
@@ -152,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     base = ConsentConfig()
     start = time.perf_counter()
-    refs, photos, refused = measure(args.root, args.people, base)
+    found = measure(args.root, args.people, base)
+    refs, photos, refused = found.refs, found.photos, found.refused
     seconds = time.perf_counter() - start
     print(f"# {args.root}: {len(refs)} people with a reference, {len(photos)} input photos")
     print(

@@ -280,6 +280,9 @@ def _register_commands() -> None:
 
     for sub in (utility, video_eval, compare):
         eval_group.add_command(sub)
+    from veil.commands.eval_consent import consent as consent_eval
+
+    eval_group.add_command(consent_eval)
     commands = (video, live, batch, eval_group, report, rgbd_command, synth_group, serve, doctor)
     for command in commands:
         main.add_command(command)
