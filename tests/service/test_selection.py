@@ -182,3 +182,27 @@ def test_methods_do_not_offer_a_server_side_picture(server: Any) -> None:
     assert "image" not in names and "gaussian" in names
     response = post(client, png_bytes(two_people()[0]), method="image")
     assert response.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("name", "person"),
+    [("ada.jpg", "ada"), ("ada-2.jpg", "ada"), ("ada_3.png", "ada"), ("bob 12.jpg", "bob")],
+)
+def test_photos_named_alike_are_one_person(name: str, person: str) -> None:
+    from veil.service.selection import person_of
+
+    assert person_of(name) == person
+    assert person_of("2024.jpg") == "2024"  # nothing left: the whole stem
+
+
+def test_several_photos_of_the_consenting_person(server: Any) -> None:
+    pytest.importorskip("dlib")
+    client, _ = server
+    image, a_box, c_box = two_people()
+    second = png_bytes(face_on_canvas(scale=0.55, canvas=(300, 400), seed=3)[0])
+    refs = [
+        ("keep", ("ada-1.png", astronaut_reference(), "image/png")),
+        ("keep", ("ada-2.png", second, "image/png")),
+    ]
+    out = decode_image(post(client, png_bytes(image), refs).content)
+    assert changed(out, image, a_box) == 0.0 and changed(out, image, c_box) > 8.0

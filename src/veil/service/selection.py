@@ -7,7 +7,8 @@ Reference photos are uploads like any other: they count toward the request's bod
 (the guard's), are stored under generated names in the private work folder, sniffed by
 content (pixel and memory limits from the header), read, embedded and deleted before
 the request's image or job is processed. A photo that is not an image, or does not show
-exactly one reliable face, is a 4xx naming the photo by its upload name. The cached
+exactly one reliable face, is a 4xx naming the photo by its upload name. Photos whose
+names differ only by a trailing number are one person (:func:`person_of`). The cached
 pipeline is never changed: a request with a selection runs on a shallow copy carrying
 its own consent list and region filter.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,10 +111,18 @@ class StoredSelection:
             path.unlink(missing_ok=True)
             faces = pipeline.detect(image)
             vectors.append(reference_embedding(embedder, image, faces, config, Path(name)))
-            people.append(Path(name).stem)
+            people.append(person_of(name))
         mode = "keep" if config.keep else "only"
         refs = np.asarray(vectors, np.float32).reshape(-1, 128)
         return ConsentList(mode, people, refs, config, embedder)
+
+
+def person_of(name: str) -> str:
+    """The person an uploaded reference photo shows, from its name: the stem without a
+    trailing number, so ``ada.jpg``, ``ada-2.jpg`` and ``ada_3.png`` are one person (whose
+    photos never count as someone else against each other) and ``bob.jpg`` another."""
+    stem = Path(name).stem
+    return re.sub(r"[-_ .]*\d+$", "", stem) or stem
 
 
 def _display_name(filename: str | None, index: int) -> str:
