@@ -113,7 +113,9 @@ def test_polygon_is_filled_by_pixel_centres() -> None:
     ("content", "message"),
     [
         ("{not json", "not valid JSON"),
-        ('{"include": [[[0, 0], [1, 0]]]}', "at least 3 points"),
+        ('{"include": [[[0, 0], [1, 0]]]}', "needs 3 to 1000 points, got 2"),
+        (json.dumps({"include": [[[0, 0], [1, 0], [1, 1]]] * 65}), "at most 64, got 65"),
+        ("\ufeff" + json.dumps({"include": [[[0, 0], [1, 0]]]}), "got 2"),  # a BOM is fine
         ('{"include": [[[0, 0], [0.5, 0], [300, 200]]]}', "mixes fractions"),
         ('{"exclude": [[[0, 0], [10, -1], [5, 5]]]}', ">= 0"),
         ('{"include": "everywhere"}', "must be a list of polygons"),

@@ -129,6 +129,8 @@ class ConsentConfig:
 
 
 Polygon = tuple[tuple[float, float], ...]
+MAX_POLYGON_POINTS = 1000
+MAX_POLYGONS = 64
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,9 @@ class RegionConfig:
 
     def __post_init__(self) -> None:
         for name in ("include", "exclude"):
+            if len(getattr(self, name)) > MAX_POLYGONS:
+                count = len(getattr(self, name))
+                raise ConfigError(f"{name} regions: at most {MAX_POLYGONS}, got {count}")
             polygons = tuple(
                 _polygon(p, f"{name} region {i + 1}") for i, p in enumerate(getattr(self, name))
             )
@@ -166,8 +171,10 @@ def _polygon(points: Any, what: str) -> Polygon:
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{what}: expected a list of [x, y] points, got {points!r}") from exc
     values = [v for point in out for v in point]
-    if len(out) < 3:
-        raise ConfigError(f"{what}: a polygon needs at least 3 points, got {len(out)}")
+    if not 3 <= len(out) <= MAX_POLYGON_POINTS:
+        raise ConfigError(
+            f"{what}: a polygon needs 3 to {MAX_POLYGON_POINTS} points, got {len(out)}"
+        )
     if not all(math.isfinite(v) and v >= 0 for v in values):
         raise ConfigError(f"{what}: coordinates must be finite and >= 0, got {points!r}")
     if max(values) > 1 and any(0 < v < 1 for v in values):

@@ -77,7 +77,7 @@ def load_regions_file(path: str | Path) -> tuple[list[Any], list[Any]]:
     "exclude": [...]}`` (either key may be missing); InputError naming the file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is allowed
     except OSError as exc:
         raise InputError(f"{path}: cannot read the regions file ({exc.strerror})") from exc
     except UnicodeDecodeError as exc:

@@ -4,6 +4,7 @@ faces (the packaged astronaut and cameraman)."""
 from __future__ import annotations
 
 import io
+import json
 import time
 import zipfile
 from collections.abc import Iterator
@@ -135,7 +136,8 @@ def test_regions_and_their_errors(server: Any) -> None:
     for fields, message in [
         ({"region": "1,2,3"}, "'1,2,3': expected four numbers"),
         ({"regions": "{oops"}, "not valid JSON"),
-        ({"regions": '{"exclude": [[[0, 0], [1, 1]]]}'}, "at least 3 points"),
+        ({"regions": '{"exclude": [[[0, 0], [1, 1]]]}'}, "needs 3 to 1000 points"),
+        ({"regions": json.dumps({"exclude": [[[0, 0]] * 1001]})}, "got 1001"),
     ]:
         response = post(client, png_bytes(image), **fields)
         assert response.status_code == 422, response.text
