@@ -159,16 +159,14 @@ def _fill(mask: np.ndarray, points: np.ndarray) -> None:
         return
     yc = np.arange(first, last, dtype=np.float64)[:, None] + 0.5
     crosses = (top[None] <= yc) & (yc < bottom[None])  # half-open: shared vertices once
-    with np.errstate(divide="ignore", invalid="ignore"):
-        xs = a[None, :, 0] + (yc - a[None, :, 1]) * (b[:, 0] - a[:, 0]) / (b[:, 1] - a[:, 1])
-    xs = np.sort(np.where(crosses, xs, np.inf), axis=1)
-    for row, x in zip(range(first, last), xs, strict=True):
-        x = x[np.isfinite(x)]
-        for left, right in zip(x[0::2], x[1::2], strict=False):
-            j0 = max(math.ceil(float(left) - 0.5), 0)
-            j1 = min(math.ceil(float(right) - 0.5), w)
-            if j1 > j0:
-                mask[row, j0:j1] = True
+    rows, edges = np.nonzero(crosses)
+    a, b = a[edges], b[edges]
+    x = a[:, 0] + (yc[rows, 0] - a[:, 1]) * (b[:, 0] - a[:, 0]) / (b[:, 1] - a[:, 1])
+    # even-odd: a pixel is inside when an odd number of crossings lie left of its centre
+    cols = np.clip(np.ceil(x - 0.5), 0, w).astype(np.intp)
+    flips = np.zeros((last - first, w + 1), np.uint8)
+    np.bitwise_xor.at(flips, (rows, cols), 1)
+    mask[first:last] |= np.bitwise_xor.accumulate(flips, axis=1)[:, :w].astype(bool)
 
 
 class RegionFilter:
