@@ -109,6 +109,29 @@ def test_polygon_is_filled_by_pixel_centres() -> None:
     assert not mask[9, 9] and not mask[5, 9]
 
 
+def test_random_polygons_match_a_plain_even_odd_test() -> None:
+    """Every pixel centre against the polygon by ray casting, on random (self-crossing)
+    polygons in pixels and fractions."""
+    rng = np.random.default_rng(5)
+    for _ in range(40):
+        h, w = (int(v) for v in rng.integers(8, 40, 2))
+        n = int(rng.integers(3, 9))
+        scale = (1.0, 1.0) if rng.random() < 0.5 else (w * 1.2, h * 1.2)
+        polygon = tuple(
+            (float(x), float(y)) for x, y in rng.uniform(0, 1, (n, 2)) * np.array(scale)
+        )
+        pts = np.array(polygon) * (np.array([w, h]) if max(scale) == 1.0 else 1.0)
+        yy, xx = np.mgrid[0:h, 0:w] + 0.5
+        inside = np.zeros((h, w), bool)
+        for (x0, y0), (x1, y1) in zip(pts, np.roll(pts, -1, axis=0), strict=True):
+            if y0 == y1:
+                continue
+            crosses = (np.minimum(y0, y1) <= yy) & (yy < np.maximum(y0, y1))
+            x_at = x0 + (yy - y0) * (x1 - x0) / (y1 - y0)
+            inside ^= crosses & (x_at <= xx)
+        np.testing.assert_array_equal(rasterize([polygon], (h, w)), inside)
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
