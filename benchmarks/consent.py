@@ -1,15 +1,10 @@
 """Consent keep-list / erasure-list check on an identity set (``<person>/<images>``).
 
-The same measures as ``veil eval consent`` (:mod:`veil.evaluate.consent`), printed as the
-Markdown table docs/benchmarks.md holds, with the CPU model.
-
-For each person, their first usable photo is the reference (the first photo in sorted order
-that :class:`veil.consent.ConsentList` accepts: exactly one face, embedded reliably; refused
-ones are counted); every other photo of everyone is an input. Each input is detected with
-veil's default detector and each face measured once (:func:`veil.consent.check_face`); the
-decisions are then those of the real :class:`~veil.consent.ConsentList` for one reference
-at a time (the issue's protocol) and for all references at once (the ambiguity margin
-applies). Printed:
+The measuring and counting live in :mod:`veil.evaluate.consent` (also ``veil eval
+consent``): for each person, their first usable photo is the reference; every other photo
+of everyone is an input; the decisions are those of the real
+:class:`~veil.consent.ConsentList` for one reference at a time (the issue's protocol) and
+for all references at once (the ambiguity margin applies). Printed:
 
 * ``others kept``: (reference, photo of someone else) pairs where any face is kept: target 0.
 * ``own kept``: the consenting person's other photos whose labelled face (nearest the image
@@ -27,12 +22,14 @@ Example::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from veil.config import ConsentConfig
-from veil.evaluate.consent import ConsentRow, decide_thresholds, measure_identity_set
+from veil.evaluate.consent import decide, measure
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _machine
@@ -42,21 +39,21 @@ def _pct(a: int, b: int) -> str:
     return f"{a}/{b} ({100 * a / b:.1f}%)" if b else "n/a"
 
 
-def _rows(r: ConsentRow) -> list[str]:
+def _rows(c: Counter[str]) -> list[str]:
     return [
-        _pct(r.others_kept, r.other_pairs),
-        _pct(r.own_kept, r.own),
-        _pct(r.gallery_own_kept, r.gallery_photos),
-        _pct(r.gallery_wrong, r.gallery_photos),
-        _pct(r.only_own_hidden, r.own),
-        _pct(r.only_others_hidden, r.other_labelled),
+        _pct(c["other_kept"], c["other_pairs"]),
+        _pct(c["own_kept"], c["own"]),
+        _pct(c["gallery_own_kept"], c["gallery_photos"]),
+        _pct(c["gallery_wrong"], c["gallery_photos"]),
+        _pct(c["own_hidden_only"], c["own"]),
+        _pct(c["other_hidden_only"], c["other_labelled"]),
     ]
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("root", type=Path, help="identity set: <person>/<images>")
-    ap.add_argument("--people", type=int, default=None, help="first N people (sorted)")
+    ap.add_argument("--people", type=int, default=10_000, help="first N people (sorted)")
     ap.add_argument(
         "--keep-thresholds",
         default=str(ConsentConfig().keep_threshold),
@@ -65,18 +62,17 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     base = ConsentConfig()
     start = time.perf_counter()
-    measures = measure_identity_set(args.root, base, people=args.people)
+    found = measure(args.root, args.people, base)
+    refs, photos, refused = found.refs, found.photos, found.refused
     seconds = time.perf_counter() - start
-    print(
-        f"# {args.root}: {len(measures.references)} people with a reference, "
-        f"{len(measures.photos)} input photos"
-    )
+    print(f"# {args.root}: {len(refs)} people with a reference, {len(photos)} input photos")
     print(
         f"# margin {base.margin}, min_size {base.min_size}, --only threshold {base.only_threshold}"
     )
     print(f"# {_machine.describe()}; measured in {seconds:.0f} s")
-    print(f"reference photos refused before one was accepted: {dict(measures.refused) or 0}")
-    print(f"input faces by reliability: {measures.face_reliability()}")
+    print(f"reference photos refused before one was accepted: {dict(refused) or 0}")
+    faces: Counter[str] = Counter(ch.reason or "reliable" for p in photos for ch in p.checks)
+    print(f"input faces by reliability: {dict(faces)}")
     head = [
         "keep threshold",
         "others kept (pairs; target 0)",
@@ -88,9 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    thresholds = [float(v) for v in args.keep_thresholds.split(",")]
-    for row in decide_thresholds(measures, base, thresholds):
-        print(f"| {row.keep_threshold:.2f} | " + " | ".join(_rows(row)) + " |")
+    for value in args.keep_thresholds.split(","):
+        config = dataclasses.replace(base, keep_threshold=float(value))
+        print(f"| {float(value):.2f} | " + " | ".join(_rows(decide(refs, photos, config))) + " |")
     return 0
 
 

@@ -77,5 +77,5 @@ def test_public_api_names_exist() -> None:
     for name in veil.__all__:
         assert hasattr(veil, name), name
     names = ("anonymize_image", "detect_faces", "Pipeline", "Faces", "Frame", "RunConfig")
-    for name in (*names, "ConsentConfig"):
+    for name in (*names, "ConsentConfig", "RegionConfig"):
         assert name in veil.__all__

@@ -25,6 +25,7 @@ from veil.config import (
     DetectorConfig,
     MaskConfig,
     OutputConfig,
+    RegionConfig,
     RunConfig,
 )
 from veil.detect.base import DETECTORS, Detector
@@ -60,6 +61,7 @@ __all__ = [
     "OutputError",
     "Pipeline",
     "Region",
+    "RegionConfig",
     "Result",
     "RunConfig",
     "VeilError",

@@ -270,7 +270,8 @@ def _register_commands() -> None:
     from veil.commands.batch import batch
     from veil.commands.doctor import doctor
     from veil.commands.eval import eval_group
-    from veil.commands.eval_more import compare, consent, utility
+    from veil.commands.eval_consent import consent as consent_eval
+    from veil.commands.eval_more import compare, utility
     from veil.commands.eval_more import video as video_eval
     from veil.commands.live import live
     from veil.commands.report import report
@@ -278,7 +279,7 @@ def _register_commands() -> None:
     from veil.commands.serve import serve
     from veil.commands.video import video
 
-    for sub in (utility, video_eval, compare, consent):
+    for sub in (utility, video_eval, compare, consent_eval):
         eval_group.add_command(sub)
     commands = (video, live, batch, eval_group, report, rgbd_command, synth_group, serve, doctor)
     for command in commands:

@@ -4,6 +4,7 @@ and passed whole to :class:`~veil.pipeline.Pipeline` and the runners."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -17,6 +18,7 @@ __all__ = [
     "DetectorConfig",
     "MaskConfig",
     "OutputConfig",
+    "RegionConfig",
     "RunConfig",
 ]
 
@@ -126,6 +128,63 @@ class ConsentConfig:
         return bool(self.keep or self.only)
 
 
+Polygon = tuple[tuple[float, float], ...]
+MAX_POLYGON_POINTS = 1000
+MAX_POLYGONS = 64
+
+
+@dataclass(frozen=True)
+class RegionConfig:
+    """Where faces are anonymized (see :mod:`veil.regions`): ``include`` polygons restrict
+    anonymization to faces touching them (none: the whole frame); a face lying mostly in
+    an ``exclude`` polygon (its centre and at least ``exclude_share`` of its box) is left
+    visible. Each polygon is ``((x, y), ...)`` with at least 3 points, in pixels, or in
+    fractions of the frame when every value of that polygon is <= 1.
+    """
+
+    include: tuple[Polygon, ...] = ()
+    exclude: tuple[Polygon, ...] = ()
+    exclude_share: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("include", "exclude"):
+            if len(getattr(self, name)) > MAX_POLYGONS:
+                count = len(getattr(self, name))
+                raise ConfigError(f"{name} regions: at most {MAX_POLYGONS}, got {count}")
+            polygons = tuple(
+                _polygon(p, f"{name} region {i + 1}") for i, p in enumerate(getattr(self, name))
+            )
+            object.__setattr__(self, name, polygons)
+        if not 0.0 < self.exclude_share <= 1.0:
+            raise ConfigError(f"exclude_share must be within (0, 1], got {self.exclude_share}")
+
+    @property
+    def active(self) -> bool:
+        """Whether any region is set (else every face is anonymized wherever it is)."""
+        return bool(self.include or self.exclude)
+
+
+def _polygon(points: Any, what: str) -> Polygon:
+    """``points`` as a :data:`Polygon`; ConfigError naming ``what`` when malformed."""
+    try:
+        out = tuple((float(x), float(y)) for x, y in points)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{what}: expected a list of [x, y] points, got {points!r}") from exc
+    values = [v for point in out for v in point]
+    if not 3 <= len(out) <= MAX_POLYGON_POINTS:
+        raise ConfigError(
+            f"{what}: a polygon needs 3 to {MAX_POLYGON_POINTS} points, got {len(out)}"
+        )
+    if not all(math.isfinite(v) and v >= 0 for v in values):
+        raise ConfigError(f"{what}: coordinates must be finite and >= 0, got {points!r}")
+    if max(values) > 1 and any(0 < v < 1 for v in values):
+        raise ConfigError(
+            f"{what}: mixes fractions (values < 1) and pixels (values > 1); give every "
+            "value as a fraction of the frame (all <= 1) or every value in pixels"
+        )
+    return out
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything one run needs."""
@@ -136,6 +195,7 @@ class RunConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
     workers: int = 0
     consent: ConsentConfig = field(default_factory=ConsentConfig)
+    regions: RegionConfig = field(default_factory=RegionConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (for audit files and settings files); ``consent`` only
@@ -153,6 +213,8 @@ class RunConfig:
         result: dict[str, Any] = plain(self)
         if not self.consent.active:  # everyone anonymized: settings (and hashes) as before
             del result["consent"]
+        if not self.regions.active:  # the whole frame: settings (and hashes) as before
+            del result["regions"]
         return result
 
     @classmethod
@@ -164,6 +226,7 @@ class RunConfig:
             "anonymizer": AnonymizerConfig,
             "output": OutputConfig,
             "consent": ConsentConfig,
+            "regions": RegionConfig,
         }
         kwargs: dict[str, Any] = {}
         for key, value in data.items():

@@ -21,6 +21,7 @@ from veil.types import Faces, check_image
 
 if TYPE_CHECKING:
     from veil.consent import ConsentList
+    from veil.regions import RegionFilter
 
 __all__ = ["Pipeline", "Result"]
 
@@ -28,12 +29,14 @@ __all__ = ["Pipeline", "Result"]
 @dataclass(frozen=True)
 class Result:
     """What one pass of the pipeline produced: ``faces`` were anonymized (in ``regions``),
-    ``kept`` were left as they are by a consent list (with ``data["consent_distance"]``)."""
+    ``kept`` were left as they are by a consent list (with ``data["consent_distance"]``),
+    ``skipped`` by regions (with ``data["region"]``)."""
 
     image: np.ndarray
     faces: Faces
     regions: list[Region]
     kept: Faces = field(default_factory=Faces.empty)
+    skipped: Faces = field(default_factory=Faces.empty)
 
 
 class Pipeline:
@@ -47,7 +50,9 @@ class Pipeline:
     the detector's memory does not grow with the image.
 
     ``consent`` (a :class:`~veil.consent.ConsentList`) removes the faces it keeps from
-    the detected ones before masking; without it every face is anonymized.
+    the detected ones before masking; without it every face is anonymized. ``regions``
+    (a :class:`~veil.regions.RegionFilter`) first leaves visible the faces outside the
+    include regions or inside the exclude ones.
     """
 
     def __init__(
@@ -58,12 +63,14 @@ class Pipeline:
         *,
         work_pixels: int = WORK_PIXELS,
         consent: ConsentList | None = None,
+        regions: RegionFilter | None = None,
     ) -> None:
         self.detector = detector
         self.anonymizer = anonymizer
         self.masker = masker or Masker()
         self.work_pixels = work_pixels
         self.consent = consent
+        self.regions = regions
 
     @classmethod
     def from_config(cls, config: RunConfig, *, detector: Detector | None = None) -> Pipeline:
@@ -81,6 +88,10 @@ class Pipeline:
             from veil.consent import ConsentList
 
             pipeline.consent = ConsentList.from_config(config.consent, pipeline.detect)
+        if config.regions.active:
+            from veil.regions import RegionFilter
+
+            pipeline.regions = RegionFilter(config.regions)
         return pipeline
 
     def detect(self, image: np.ndarray) -> Faces:
@@ -159,16 +170,23 @@ class Pipeline:
     def process(self, image: np.ndarray) -> Result:
         """Detect and anonymize every face in an RGB ``uint8 (H, W, 3)`` image (but those
         a consent list keeps, see :attr:`Result.kept`)."""
-        faces = self.detect(image)
+        faces, skipped = self.apply_regions(self.detect(image), image.shape[:2])
         if self.consent is None:
-            return self.anonymize(image, faces)
+            return dataclasses.replace(self.anonymize(image, faces), skipped=skipped)
         hidden, kept = self.consent.split(image, faces)
-        return dataclasses.replace(self.anonymize(image, hidden), kept=kept)
+        return dataclasses.replace(self.anonymize(image, hidden), kept=kept, skipped=skipped)
+
+    def apply_regions(self, faces: Faces, shape: tuple[int, int]) -> tuple[Faces, Faces]:
+        """``(to anonymize, left visible by regions)`` of ``faces`` in a frame of ``shape
+        (H, W)``; every face is anonymized when no region is set."""
+        if self.regions is None:
+            return faces, Faces.empty()
+        return self.regions.split(faces, shape)
 
     def describe(self) -> dict[str, Any]:
         """Settings for audit files."""
         m = self.masker
-        return {
+        out = {
             "veil_version": __version__,
             "detector": self.detector.describe(),
             "mask": {
@@ -180,3 +198,6 @@ class Pipeline:
             },
             "anonymizer": self.anonymizer.describe(),
         } | ({"consent": self.consent.describe()} if self.consent is not None else {})
+        if self.regions is not None:
+            out["regions"] = self.regions.describe()
+        return out

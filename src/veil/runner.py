@@ -24,6 +24,7 @@ from veil.io.images import (
 )
 from veil.io.suffixes import VIDEO_SUFFIXES
 from veil.pipeline import Pipeline, Result
+from veil.regions import region_records
 from veil.stages import Stage, run_stages
 
 __all__ = ["FileOutcome", "Job", "RunSummary", "default_workers", "plan_jobs", "run_images"]
@@ -299,10 +300,22 @@ class ImageRunner:
             png_compression=out.png_compression,
         )
         if out.report:
-            self._audit(job, loaded.sha256, result.faces.to_records(), kept_records(result.kept))
+            self._audit(
+                job,
+                loaded.sha256,
+                result.faces.to_records(),
+                kept_records(result.kept),
+                skipped=region_records(result.skipped),
+            )
 
     def _audit(
-        self, job: Job, input_sha: str, faces: list[dict[str, Any]], kept: list[dict[str, Any]]
+        self,
+        job: Job,
+        input_sha: str,
+        faces: list[dict[str, Any]],
+        kept: list[dict[str, Any]],
+        *,
+        skipped: list[dict[str, Any]] | None = None,
     ) -> None:
         record = {
             "input": str(job.source),
@@ -314,6 +327,8 @@ class ImageRunner:
         }
         if self.pipeline.consent is not None:
             record["kept"] = kept  # faces a consent list left as they are
+        if self.pipeline.regions is not None:
+            record["skipped"] = skipped or []  # faces regions left visible
         write_json_atomic(audit_path(job.target), record)
 
 

@@ -90,3 +90,55 @@ def test_page_anonymizes_and_downloads_a_face(serve: Any, tmp_path: Path) -> Non
     assert diff[y0:y1, x0:x1].mean() > 10  # the face changed
     assert diff[:, 250:].max() == 0  # far from the face nothing did
     shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_page_keeps_the_person_of_a_reference_photo(serve: Any, tmp_path: Path) -> None:
+    """The keep-list upload: a photo of the astronaut as reference, a scene with the
+    astronaut and the cameraman; the astronaut stays exactly as they were."""
+    pytest.importorskip("dlib")
+    left, a_box = face_on_canvas(scale=0.6, offset=(0, 10), canvas=(300, 640), seed=1)
+    right, c_box = face_on_canvas(
+        person="cameraman", scale=0.8, offset=(150, 0), canvas=(300, 640), seed=2
+    )
+    scene = left.copy()
+    scene[:, 320:] = right[:, 150:470]
+    c_box = c_box + np.array([170, 0, 170, 0], np.float32)
+    Image.fromarray(scene).save(tmp_path / "scene.png")
+    Image.fromarray(face_on_canvas(canvas=(300, 400), seed=7)[0]).save(tmp_path / "ada.png")
+    artifacts = Path(os.environ.get("VEIL_ARTIFACTS") or tmp_path)
+    artifacts.mkdir(parents=True, exist_ok=True)
+    profile = tmp_path / "profile"
+
+    settings = ServiceSettings(token=TOKEN, work_dir=tmp_path)
+    with serve(settings) as (url, _), sync_api.sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(
+            str(profile), executable_path=str(CHROMIUM), args=ARGS, accept_downloads=True
+        )
+        try:
+            page = browser.new_page()
+            page.goto(url + "/")
+            page.fill("#token", TOKEN)
+            page.dispatch_event("#token", "change")
+            sync_api.expect(page.locator("#status")).to_have_text("Ready.", timeout=20_000)
+            page.set_input_files("#keep", str(tmp_path / "ada.png"))
+            page.select_option("#consent-mode", "keep")
+            page.set_input_files("#files", str(tmp_path / "scene.png"))
+            page.click("#go")
+            done = page.locator(".download[href]")
+            done.wait_for(timeout=60_000)
+            sync_api.expect(page.locator("img.after")).to_have_attribute("data-faces", "1")
+            with page.expect_download() as info:
+                done.click()
+            downloaded = tmp_path / "downloaded.png"
+            info.value.save_as(downloaded)
+            page.screenshot(path=str(artifacts / "veil-service-keep.png"), full_page=True)
+        finally:
+            browser.close()
+    with Image.open(downloaded) as im:
+        out = np.asarray(im.convert("RGB")).astype(int)
+    diff = np.abs(out - scene.astype(int))
+    x0, y0, x1, y1 = a_box.astype(int)
+    assert diff[y0:y1, x0:x1].max() == 0  # the consenting person: exactly as they were
+    x0, y0, x1, y1 = c_box.astype(int)
+    assert diff[y0:y1, x0:x1].mean() > 8  # the other person: anonymized
+    shutil.rmtree(profile, ignore_errors=True)

@@ -125,6 +125,7 @@ for _name, _target, _summary in [
         "noise + random warp + smoothing + resampling, seeded per face",
     ),
     ("inpaint", "veil.anonymize.fill:Inpaint", "OpenCV Telea inpainting from the surroundings"),
+    ("image", "veil.anonymize.image:ReplacementImage", "a picture of your choice (--image)"),
     (
         "synthetic",
         "veil.anonymize.synthetic:SyntheticFace",

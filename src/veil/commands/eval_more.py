@@ -1,4 +1,4 @@
-"""``veil eval utility | video | compare | consent``: added to the ``eval`` group by the CLI.
+"""``veil eval utility | video | compare``: added to the ``eval`` group by the CLI.
 
 The lead registers them with ``eval_group.add_command(utility)`` etc.; tables and JSON
 follow ``veil eval detection`` / ``privacy``.
@@ -24,7 +24,7 @@ from veil.commands.eval import (
 )
 from veil.errors import VeilError
 
-__all__ = ["compare", "consent", "utility", "video"]
+__all__ = ["compare", "utility", "video"]
 
 
 def _f(v: Any, digits: int = 3) -> str:
@@ -292,98 +292,3 @@ def compare(
     )
     _write_json(json_out, data)
 
-
-def _thresholds(value: str) -> list[float]:
-    try:
-        values = [float(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        values = []
-    if not values or not all(0 < v < 2 for v in values):
-        raise click.BadParameter(f"{value!r}: comma-separated distances, e.g. 0.4,0.45,0.5")
-    return values
-
-
-@click.command()
-@click.argument("identity_set", type=click.Path(path_type=Path))
-@click.option("--people", type=click.IntRange(1), default=None, help="First N people (sorted).")
-@click.option(
-    "--keep-thresholds",
-    default="0.45",
-    show_default=True,
-    help="Comma-separated --keep-threshold values: one row each, measured once.",
-)
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def consent(
-    identity_set: Path, people: int | None, keep_thresholds: str, json_out: Path | None, quiet: bool
-) -> None:
-    """Keep-list check: would --keep leave the right people visible?
-
-    IDENTITY_SET is a <person>/<images> folder. Each person's first usable photo is their
-    reference; every other photo of everyone is an input, decided by the real --keep and
-    --only logic (veil's default detector, dlib ResNet, the fail-safe checks). Targets:
-    nobody else kept (0 pairs) and >= 70% of the person's own photos kept.
-
-    \b
-    Example:
-      veil eval consent people/ --keep-thresholds 0.4,0.45,0.5 --json consent.json
-    """
-    from tqdm import tqdm
-
-    from veil.config import ConsentConfig
-    from veil.evaluate.consent import decide_thresholds, measure_identity_set
-
-    values = _thresholds(keep_thresholds)
-    config = ConsentConfig()
-    try:
-        bar = tqdm(unit="photo", disable=quiet, file=sys.stderr, leave=False)
-        try:
-            measures = measure_identity_set(
-                identity_set, config, people=people, progress=lambda _: bar.update()
-            )
-        finally:
-            bar.close()
-    except VeilError as exc:
-        _fail(str(exc))
-        return
-    rows = decide_thresholds(measures, config, values)
-    click.echo(
-        f"{len(measures.references)} people with a reference, {len(measures.photos)} input "
-        f"photos; margin {config.margin}, min size {config.min_size} px, --only threshold "
-        f"{config.only_threshold}"
-    )
-    _listed("reference photos refused", [f"{k} x{v}" for k, v in measures.refused.items()])
-    click.echo(f"input faces: {measures.face_reliability()}")
-
-    def share(a: int, b: int) -> str:
-        return f"{a}/{b} ({_pct(a / b) if b else '-'})"
-
-    header = ["keep thr", "others kept", "own kept", "own kept (all refs)", "as someone else"]
-    header += ["--only: own hidden", "--only: others hidden"]
-    table = [
-        [
-            f"{r.keep_threshold:.2f}",
-            share(r.others_kept, r.other_pairs),
-            share(r.own_kept, r.own),
-            share(r.gallery_own_kept, r.gallery_photos),
-            share(r.gallery_wrong, r.gallery_photos),
-            share(r.only_own_hidden, r.own),
-            share(r.only_others_hidden, r.other_labelled),
-        ]
-        for r in rows
-    ]
-    _table(header, table)
-    click.echo("targets: others kept = 0, own kept >= 70%")
-    _write_json(
-        json_out,
-        {
-            "people": len(measures.references),
-            "photos": len(measures.photos),
-            "refused": dict(measures.refused),
-            "faces": measures.face_reliability(),
-            "rows": [r.to_dict() for r in rows],
-        },
-    )
-    if not measures.photos:
-        click.echo("veil: no input photo besides the references", err=True)
-        sys.exit(EXIT_NOTHING_MEASURED)

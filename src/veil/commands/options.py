@@ -18,6 +18,7 @@ from veil.config import (
     DetectorConfig,
     MaskConfig,
     OutputConfig,
+    RegionConfig,
     RunConfig,
 )
 from veil.detect.precision import PRECISIONS
@@ -25,8 +26,12 @@ from veil.errors import ConfigError
 from veil.mask import MASK_SHAPES
 
 __all__ = [
+    "anonymizer_options_from",
     "detector_options",
+    "image_method_options",
     "pipeline_options",
+    "region_config_from",
+    "region_options",
     "run_config",
     "stack_options",
     "tracking_options",
@@ -171,6 +176,74 @@ _CONSENT_OPTIONS = [
 ]
 
 
+_REGION_OPTIONS = [
+    click.option(
+        "--region",
+        "regions",
+        multiple=True,
+        metavar="X1,Y1,X2,Y2",
+        help="Anonymize only faces touching this box (repeatable; a face partly inside is "
+        "anonymized). Pixels, or fractions of the frame when every value is <= 1: "
+        "0,0.5,1,1 is the lower half.",
+    ),
+    click.option(
+        "--exclude-region",
+        "exclude_regions",
+        multiple=True,
+        metavar="X1,Y1,X2,Y2",
+        help="Leave visible faces lying in this box: their centre and at least half their "
+        "box inside (repeatable; e.g. a presenter's corner). Same units as --region.",
+    ),
+    click.option(
+        "--regions-file",
+        type=click.Path(exists=True, dir_okay=False, path_type=str),
+        default=None,
+        help='Polygons as JSON: {"include": [[[x, y], ...], ...], "exclude": [...]}, '
+        "pixels or fractions (per polygon: fractions when every value is <= 1).",
+    ),
+]
+
+_IMAGE_METHOD_OPTIONS = [
+    click.option(
+        "--image",
+        "replacement_image",
+        type=click.Path(dir_okay=False, path_type=str),
+        default=None,
+        help="--method image: the picture put over every face (scaled to cover the face's "
+        "mask, centre-cropped).",
+    ),
+]
+
+
+def region_options(fn: Any) -> Any:
+    """``--region``, ``--exclude-region``, ``--regions-file`` (see :mod:`veil.regions`)."""
+    return stack_options(_REGION_OPTIONS, fn)
+
+
+def image_method_options(fn: Any) -> Any:
+    """``--image`` (the picture of ``--method image``)."""
+    return stack_options(_IMAGE_METHOD_OPTIONS, fn)
+
+
+def region_config_from(options: dict[str, Any]) -> RegionConfig:
+    """``RegionConfig`` from :func:`region_options` values; ConfigError or InputError."""
+    from veil.regions import region_config
+
+    return region_config(
+        options.get("regions") or (),
+        options.get("exclude_regions") or (),
+        options.get("regions_file"),
+    )
+
+
+def anonymizer_options_from(options: dict[str, Any]) -> dict[str, Any]:
+    """The method's extra options from :func:`image_method_options` values."""
+    image = options.get("replacement_image")
+    if image is not None and options.get("method") != "image":
+        raise ConfigError("--image applies to --method image only")
+    return {"image": image} if image is not None else {}
+
+
 def _tracking_options(detect_every: int) -> list[Any]:
     return [
         click.option(
@@ -218,9 +291,11 @@ def detector_options(fn: Any) -> Any:
 
 
 def pipeline_options(fn: Any) -> Any:
-    """Detector options plus method, strength, mask shape/scale/margin/drop, feather, seed,
-    and who is anonymized (``--keep``, ``--only``, their thresholds)."""
-    return stack_options(_DETECTOR_OPTIONS + _MASK_AND_METHOD_OPTIONS + _CONSENT_OPTIONS, fn)
+    """Detector options plus method, strength, ``--image``, mask shape/scale/margin/drop,
+    feather, seed, who is anonymized (``--keep``, ``--only``, their thresholds) and where
+    (``--region``, ``--exclude-region``, ``--regions-file``)."""
+    options = _DETECTOR_OPTIONS + _MASK_AND_METHOD_OPTIONS + _IMAGE_METHOD_OPTIONS
+    return stack_options(options + _CONSENT_OPTIONS + _REGION_OPTIONS, fn)
 
 
 def detector_config(options: dict[str, Any]) -> DetectorConfig:
@@ -256,7 +331,10 @@ def run_config(
             margin=options["mask_margin"],
         ),
         anonymizer=AnonymizerConfig(
-            method=options["method"], strength=options["strength"], seed=options["seed"]
+            method=options["method"],
+            strength=options["strength"],
+            seed=options["seed"],
+            options=anonymizer_options_from(options),
         ),
         output=output or OutputConfig(),
         workers=workers,
@@ -266,4 +344,5 @@ def run_config(
             keep_threshold=options.get("keep_threshold", _CONSENT.keep_threshold),
             only_threshold=options.get("only_threshold", _CONSENT.only_threshold),
         ),
+        regions=region_config_from(options),
     )

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from veil.commands.options import png_compression_option, tracking_options
+from veil.commands.options import (
+    anonymizer_options_from,
+    image_method_options,
+    png_compression_option,
+    region_config_from,
+    region_options,
+    tracking_options,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -174,7 +181,9 @@ def _write_label(path: Path, labels: Any) -> None:
 )
 @click.option("-s", "--strength", type=click.FloatRange(0.05, 20), default=1.0, show_default=True)
 @click.option("--seed", type=int, default=None, help="Seed random methods and depth noise.")
+@image_method_options
 @png_compression_option("colour and depth PNGs")
+@region_options
 def rgbd_command(source: Path, output: Path, no_tracking: bool, **options: Any) -> None:
     """Anonymize colour + depth pairs with depth-refined head masks.
 
@@ -339,7 +348,13 @@ class _Job:
 
         config = RunConfig(
             detector=DetectorConfig(name=o["detector"], threshold=o["threshold"]),
-            anonymizer=AnonymizerConfig(method=o["method"], strength=o["strength"], seed=o["seed"]),
+            anonymizer=AnonymizerConfig(
+                method=o["method"],
+                strength=o["strength"],
+                seed=o["seed"],
+                options=anonymizer_options_from(o),
+            ),
+            regions=region_config_from(o),
         )
         intrinsics: Path | None = o["intrinsics"]
         if intrinsics is None:

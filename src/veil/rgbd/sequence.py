@@ -210,6 +210,7 @@ class RGBDAnonymizer:
             if "source" in faces.data and len(extra):
                 extra.data = {**extra.data, "source": ["depth-head"] * len(extra)}
             faces = Faces.merge([faces, extra])
+        faces, _ = self.pipeline.apply_regions(faces, depth.shape)  # heads decided as faces
         image = self.pipeline.anonymize(color, faces).image
         masks = faces.masks if faces.masks is not None else np.zeros((0, *depth.shape), bool)
         rng = np.random.default_rng(c.seed)

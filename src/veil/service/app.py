@@ -27,7 +27,6 @@ from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 
 from veil import __version__
-from veil.anonymize.base import ANONYMIZERS
 from veil.config import RunConfig
 from veil.detect.base import DETECTORS
 from veil.io.images import read_image, write_image
@@ -50,7 +49,9 @@ from veil.service.models import (
     Methods,
     methods_payload,
     option_enums,
+    service_methods,
 )
+from veil.service.selection import Selection, StoredSelection, selection_dependency
 from veil.service.settings import ServiceSettings
 
 __all__ = ["Service", "create_app"]
@@ -172,7 +173,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 def _add_routes(app: FastAPI, svc: Service) -> None:
     s = svc.settings
     detector_names = list(s.detectors or DETECTORS.names())
-    Method, Detector, Mask = option_enums(ANONYMIZERS.names(), detector_names, MASK_SHAPES)
+    Method, Detector, Mask = option_enums(service_methods(), detector_names, MASK_SHAPES)
     d = s.config
     auth = [Depends(_bearer_dependency(s.token))] if s.token else []
 
@@ -201,6 +202,7 @@ def _add_routes(app: FastAPI, svc: Service) -> None:
         )
 
     Config = Annotated[RunConfig, Depends(run_config)]
+    Chosen = Annotated[Selection, Depends(selection_dependency(d))]
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> Response:
@@ -228,15 +230,18 @@ def _add_routes(app: FastAPI, svc: Service) -> None:
         response_class=Response,
         responses={**ERRORS, 200: {"content": {m: {} for m in _MEDIA.values()}}},
     )
-    def anonymize(image: Annotated[UploadFile, File()], config: Config) -> Response:
+    def anonymize(image: Annotated[UploadFile, File()], config: Config, chosen: Chosen) -> Response:
         """Anonymize one image synchronously; the result has the input's format, no metadata.
 
+        ``keep`` / ``only``: reference photos (one face each) of the people to leave
+        visible / to anonymize alone; ``region`` / ``exclude_region`` (boxes) and
+        ``regions`` (JSON polygons): where (see ``veil anonymize --help``).
         The header ``X-Veil-Faces`` tells how many faces were anonymized."""
-        with _stored(svc, image, s.max_image_bytes) as path:
+        with _stored(svc, image, s.max_image_bytes) as path, chosen.stored(svc.root, s) as refs:
             fmt = sniff_image(path, s)
             if fmt is None:
                 raise ApiError(415, "unsupported_media_type", "not an image (use /api/jobs)")
-            data, faces = _anonymize_file(svc, path, config)
+            data, faces = _anonymize_file(svc, path, config, refs)
         headers = {
             "X-Veil-Faces": str(faces),
             "Content-Disposition": f'attachment; filename="anonymized.{fmt.lower()}"',
@@ -247,16 +252,21 @@ def _add_routes(app: FastAPI, svc: Service) -> None:
     @app.post(
         "/api/jobs", status_code=202, response_model=JobStatus, dependencies=auth, responses=ERRORS
     )
-    def create_job(files: Annotated[list[UploadFile], File()], config: Config) -> dict[str, Any]:
-        """Queue one video, or a batch of images (result: a ZIP); poll ``/api/jobs/{id}``."""
+    def create_job(
+        files: Annotated[list[UploadFile], File()], config: Config, chosen: Chosen
+    ) -> dict[str, Any]:
+        """Queue one video, or a batch of images (result: a ZIP); poll ``/api/jobs/{id}``.
+        Same ``keep`` / ``only`` / region fields as ``/api/anonymize``."""
         _reserve(svc.jobs)
         if not 1 <= len(files) <= s.max_batch_files:
             raise ApiError(422, "too_many_files", f"send 1 to {s.max_batch_files} files")
+        with chosen.stored(svc.root, s) as refs:
+            pipeline = _chosen_pipeline(svc, config, refs)
         job = _make_job(svc, files, config)
         try:
             svc.jobs.submit(
                 job,
-                jobs.task_for(job, _pipeline(svc, config), config, svc.settings),
+                jobs.task_for(job, pipeline, config, svc.settings),
             )
         except jobs.QueueFull:
             raise _queue_full() from None
@@ -359,22 +369,43 @@ def _stored(svc: Service, upload: UploadFile, limit: int) -> Iterator[Path]:
         path.unlink(missing_ok=True)
 
 
-def _anonymize_file(svc: Service, path: Path, config: RunConfig) -> tuple[bytes, int]:
+def _anonymize_file(
+    svc: Service, path: Path, config: RunConfig, refs: StoredSelection | None = None
+) -> tuple[bytes, int]:
     """Read, anonymize and encode one stored image on a sync worker thread; the original
     is deleted once read and freed memory is handed back afterwards."""
+    result: tuple[bytes, int] = _on_sync_worker(svc, _anonymize_now, svc, path, config, refs)
+    return result
+
+
+def _on_sync_worker(svc: Service, fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` on a synchronous worker thread once a slot is free (503 after
+    ``sync_wait`` seconds); freed memory is handed back afterwards."""
     if not svc.slots.acquire(timeout=svc.settings.sync_wait):
         raise ApiError(503, "busy", "the server is busy; retry later", {"Retry-After": "2"})
     try:
-        return svc.workers.submit(_anonymize_now, svc, path, config).result()
+        return svc.workers.submit(fn, *args).result()
     finally:
         jobs.release_memory()
         svc.slots.release()
 
 
-def _anonymize_now(svc: Service, path: Path, config: RunConfig) -> tuple[bytes, int]:
+def _chosen_pipeline(svc: Service, config: RunConfig, refs: StoredSelection) -> Any:
+    """The shared pipeline for ``config`` with the request's consent list and regions
+    (reference photos detected and embedded on a sync worker thread)."""
+    if not refs.photos:  # nothing to detect: regions only, or nothing chosen
+        return refs.apply(_pipeline(svc, config))
+    return _on_sync_worker(svc, lambda: refs.apply(_pipeline(svc, config)))
+
+
+def _anonymize_now(
+    svc: Service, path: Path, config: RunConfig, refs: StoredSelection | None = None
+) -> tuple[bytes, int]:
     out = svc.jobs.new_path(".out")
     try:
         pipeline = _pipeline(svc, config)
+        if refs is not None:
+            pipeline = refs.apply(pipeline)
         loaded = veil_call(read_image, path, max_pixels=svc.settings.max_pixels)
         path.unlink(missing_ok=True)
         result = veil_call(pipeline.process, loaded.image)

@@ -14,7 +14,16 @@ from veil.mask import MASK_SHAPES
 from veil.service.settings import ServiceSettings
 
 __all__ = ["ERRORS", "ErrorBody", "Health", "JobStatus", "Methods", "methods_payload"]
-__all__ += ["option_enums"]
+__all__ += ["option_enums", "service_methods"]
+
+#: methods that read a file named on the server (``image``: ``--image PATH``): not offered
+FILE_METHODS = frozenset({"image"})
+
+
+def service_methods() -> list[str]:
+    """The anonymization methods the service offers: every registered one but
+    :data:`FILE_METHODS`."""
+    return [n for n in ANONYMIZERS.names() if n not in FILE_METHODS]
 
 
 class ErrorDetail(BaseModel):
@@ -90,9 +99,7 @@ def methods_payload(detectors: Sequence[str], s: ServiceSettings) -> dict[str, A
     d = s.config
     return {
         "detectors": [{"name": n, "summary": DETECTORS.summary(n)} for n in detectors],
-        "anonymizers": [
-            {"name": n, "summary": ANONYMIZERS.summary(n)} for n in ANONYMIZERS.names()
-        ],
+        "anonymizers": [{"name": n, "summary": ANONYMIZERS.summary(n)} for n in service_methods()],
         "masks": list(MASK_SHAPES),
         "defaults": {
             "method": d.anonymizer.method,

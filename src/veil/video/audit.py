@@ -12,6 +12,7 @@ from typing import IO, TYPE_CHECKING, Any
 from veil.consent import kept_records
 from veil.errors import OutputError
 from veil.files import file_sha256
+from veil.regions import region_records
 
 if TYPE_CHECKING:
     from veil.pipeline import Pipeline
@@ -71,6 +72,8 @@ def _frame_record(pf: ProcessedFrame) -> dict[str, Any]:
     out["faces"] = faces
     if len(pf.kept):
         out["kept"] = kept_records(pf.kept)  # left as they are by a consent list
+    if len(pf.skipped):
+        out["skipped"] = region_records(pf.skipped)  # left visible by regions
     if pf.error is not None:
         out.update(error=pf.error, dropped=pf.image is None)
     return out

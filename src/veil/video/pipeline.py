@@ -144,6 +144,8 @@ class ProcessedFrame:
             succeeded.
         kept: faces a consent list left as they are (:class:`~veil.consent.TrackConsent`),
             not in ``faces``.
+        skipped: faces regions left visible in this frame (:mod:`veil.regions`), not in
+            ``faces``.
     """
 
     index: int
@@ -154,6 +156,7 @@ class ProcessedFrame:
     meta: Any = None
     searched: bool = False
     kept: Faces = field(default_factory=Faces.empty)
+    skipped: Faces = field(default_factory=Faces.empty)
 
 
 @dataclass(frozen=True)
@@ -269,9 +272,10 @@ class FrameAnonymizer:
         assert item.image is not None
         source, faces, error = item.image, faces.clip(item.image.shape[:2]), item.error
         image: Image | None = None
-        kept = Faces.empty()
+        kept = skipped = Faces.empty()
         if error is None:
             try:
+                faces, skipped = self.pipeline.apply_regions(faces, source.shape[:2])
                 if self.consent is not None:
                     faces, kept = self.consent.split(lambda: as_rgb(source), faces)
                 if isinstance(source, YUV420):
@@ -285,8 +289,10 @@ class FrameAnonymizer:
             image = obscure(source.rgb()) if isinstance(source, YUV420) else obscure(source)
             image = YUV420.from_rgb(image) if isinstance(source, YUV420) else image
         if error is not None:
-            kept = Faces.empty()
-        return dataclasses.replace(item, image=image, faces=faces, error=error, kept=kept)
+            kept = skipped = Faces.empty()
+        return dataclasses.replace(
+            item, image=image, faces=faces, error=error, kept=kept, skipped=skipped
+        )
 
 
 @dataclass(frozen=True)

@@ -48,8 +48,16 @@ async function loadMethods() {
   say("Ready.");
 }
 
+function lines(id) {
+  return $(id).value.split(/[\n;]+/).map((line) => line.trim()).filter((line) => line);
+}
+
 function settings(data) {
   for (const name of ["method", "strength", "mask", "detector"]) data.append(name, $(name).value);
+  const mode = $("consent-mode").value === "only" ? "only" : "keep";
+  for (const file of $("keep").files) data.append(mode, file);
+  for (const box of lines("region")) data.append("region", box);
+  for (const box of lines("exclude-region")) data.append("exclude_region", box);
   return data;
 }
 
