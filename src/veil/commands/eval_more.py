@@ -291,4 +291,3 @@ def compare(
         "methods that could not run", [f"{r.method}: {r.error}" for r in result.rows if r.error]
     )
     _write_json(json_out, data)
-
