@@ -387,3 +387,33 @@ def test_cli_refuses_an_image_edit_list_for_other_frames(
     assert result.exit_code == 1
     assert "add[0].frames: frame 3 is beyond the end; an image has only frame 0" in result.output
     assert not (tmp_path / "out.png").exists()
+
+
+def test_run_image_job_and_the_cli_give_the_same_bytes(
+    tmp_path: Path, photo: tuple[np.ndarray, list[float]], pipeline: Pipeline
+) -> None:
+    import veil
+    from veil.runner import run_image_job
+
+    assert veil.EditList is EditList and veil.load_edits is load_edits
+    image, face = photo
+    src = _png(tmp_path / "photo.png", image)
+    edits = EditList.from_dict(
+        {"version": 1, "methods": [{"frames": [0, 0], "box": face, "method": "pixelate"}]}
+    )
+    save_edits(tmp_path / "edits.json", edits)
+    outcome = run_image_job(src, tmp_path / "api.png", RunConfig(), pipeline=pipeline, edits=edits)
+    assert outcome.status == "done" and outcome.faces == 1
+    result = _cli("anonymize", src, "-o", tmp_path / "cli.png", "--edits", tmp_path / "edits.json")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "api.png").read_bytes() == (tmp_path / "cli.png").read_bytes()
+    assert _changed(image, _read(tmp_path / "api.png"), face) > 10
+    bad = run_image_job(
+        src,
+        tmp_path / "bad.png",
+        RunConfig(),
+        pipeline=pipeline,
+        edits=EditList(add=(AddEdit((0, 2), (0.0, 0.0, 9.0, 9.0)),), source="page"),
+    )
+    assert bad.status == "failed" and "page: add[0].frames" in str(bad.error)
+    assert not (tmp_path / "bad.png").exists()

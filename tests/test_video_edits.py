@@ -242,3 +242,17 @@ def test_cli_bad_edit_lists_name_the_entry(
     assert result.exit_code == code
     assert str(edits) in result.output and message in result.output
     assert not out.exists()
+
+
+def test_cli_and_run_video_job_give_the_same_bytes(
+    clip: tuple[Path, list[list[float]]], tmp_path: Path
+) -> None:
+    src, boxes = clip
+    data = {"version": 1, "add": [{"frames": [2, 12], "box": boxes[6], "at": 6}]}
+    (tmp_path / "edits.json").write_text(json.dumps(data))
+    result = invoke(src, "-o", tmp_path / "cli.mp4", "--edits", tmp_path / "edits.json", "-q")
+    assert result.exit_code == 0, result.output
+    edits = EditList.from_dict(data)
+    outcome = run_video_job(src, tmp_path / "api.mp4", RunConfig(), quiet=True, edits=edits)
+    assert outcome.status == "done"
+    assert file_sha256(tmp_path / "cli.mp4") == file_sha256(tmp_path / "api.mp4")
