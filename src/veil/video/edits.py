@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,30 +34,57 @@ BACKWARD_MEMORY = 512 * 1024 * 1024
 """Bytes of decoded frames held at once to follow a tracked add backward in time."""
 
 
-def prepare_edits(src: Path, edits: EditList, pipeline: Pipeline) -> EditList:
+def prepare_edits(
+    src: Path,
+    edits: EditList,
+    pipeline: Pipeline,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> EditList:
     """``edits`` checked against the clip ``src`` (size, declared frame count) with its
-    tracked adds followed (:func:`resolve_tracked_adds`); raises InputError naming the
-    edit list and the entry."""
+    tracked adds followed (:func:`resolve_tracked_adds`, ``progress`` passed on); raises
+    InputError naming the edit list and the entry. A list whose tracked adds were all
+    followed already (a previous call's result) is only checked, so a caller can run this
+    stage with its own progress and hand the result to
+    :func:`~veil.video.pipeline.anonymize_video`."""
     info = probe_video(src)
     edits.check_media(width=info.width, height=info.height, frame_count=info.frame_count or None)
-    if not any(a.track for a in edits.add):
+    todo = [i for i, a in enumerate(edits.add) if a.track and i not in edits.tracks]
+    if not todo:
         return edits
-    return edits.with_tracks(resolve_tracked_adds(src, edits, pipeline))
+    return edits.with_tracks(resolve_tracked_adds(src, edits, pipeline, progress=progress))
 
 
 def resolve_tracked_adds(
-    src: Path, edits: EditList, pipeline: Pipeline, *, memory: int = BACKWARD_MEMORY
+    src: Path,
+    edits: EditList,
+    pipeline: Pipeline,
+    *,
+    memory: int = BACKWARD_MEMORY,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[int, dict[int, Box]]:
     """``{add index: {frame: box}}`` for every tracked add of ``edits``: its drawn box
     on frame ``at`` (its :attr:`~veil.edits.AddEdit.seed_frame`) followed forward to the
     last frame of its range and backward to the first, with the pipeline's window
     detector and template matching (:class:`~veil.track.follow.BoxFollower`).
-    Deterministic. Frames the clip does not have are left out."""
+    Deterministic. Frames the clip does not have are left out. ``progress(done, total)``
+    is called after each frame followed (``total``: the frames of every tracked range)."""
     out: dict[int, dict[int, Box]] = {}
-    for index, add in enumerate(edits.add):
-        if add.track:
-            out[index] = _follow(src, add, pipeline, memory)
+    adds = [(i, a) for i, a in enumerate(edits.add) if a.track]
+    count = _Count(sum(a.frames[1] - a.frames[0] for _, a in adds), progress)
+    for index, add in adds:
+        out[index] = _follow(src, add, pipeline, memory, count)
     return out
+
+
+class _Count:
+    def __init__(self, total: int, progress: Callable[[int, int], None] | None) -> None:
+        self.done, self.total, self.progress = 0, total, progress
+
+    def step(self) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, self.total)
 
 
 Image = np.ndarray | YUV420
@@ -73,7 +100,9 @@ def _frames(src: Path, first: int, last: int) -> Iterator[tuple[int, Image]]:
                 yield frame.index, frame.image
 
 
-def _follow(src: Path, add: AddEdit, pipeline: Pipeline, memory: int) -> dict[int, Box]:
+def _follow(
+    src: Path, add: AddEdit, pipeline: Pipeline, memory: int, count: _Count
+) -> dict[int, Box]:
     first, last = add.frames
     at = add.seed_frame
     boxes: dict[int, Box] = {at: add.box}
@@ -92,6 +121,7 @@ def _follow(src: Path, add: AddEdit, pipeline: Pipeline, memory: int) -> dict[in
             continue
         assert follower is not None
         boxes[index] = follower.step(image)
+        count.step()
     if seed_image is None:
         log.warning("%s: frame %d (a tracked add's seed) is not in the clip", src, at)
         return {}
@@ -101,6 +131,7 @@ def _follow(src: Path, add: AddEdit, pipeline: Pipeline, memory: int) -> dict[in
         chunk_first = before[0][0]
         for index, image in reversed(before):
             boxes[index] = back.step(image)
+            count.step()
         before.clear()
         if chunk_first > first:
             for index, image in _frames(src, first, chunk_first - 1):
