@@ -86,3 +86,14 @@ def test_following_is_deterministic(detector: Pipeline) -> None:
         follower = BoxFollower(detector.detect_window, images[0], tuple(boxes[0]))
         runs.append([follower.step(image) for image in images[1:]])
     assert runs[0] == runs[1]
+
+
+def test_a_face_coming_back_shrinks_the_grown_box_to_it_again(detector: Pipeline) -> None:
+    images, boxes = frames(4, step=2)
+    follower = BoxFollower(detector.detect_window, images[0], tuple(boxes[0]))
+    follower.step(images[1])
+    flat = np.full_like(images[0], 128)  # the face is hidden for 10 frames
+    grown = [follower.step(flat) for _ in range(10)]
+    assert _iou(grown[-1], boxes[1]) < 0.5  # the box grew while the face was gone
+    back = follower.step(images[3])
+    assert _iou(back, boxes[3]) > 0.8

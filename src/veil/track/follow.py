@@ -112,7 +112,10 @@ class BoxFollower:
         b = self.box
         # where the face should be, from the box (the box itself until a face was seen)
         expected = b if self.relation is None else _unapply(self.relation, b)
-        e_centre, e_size = (expected[:2] + expected[2:]) / 2, (expected[2:] - expected[:2]).mean()
+        e_centre = (expected[:2] + expected[2:]) / 2
+        # the face's size when last found (a lost box grows; the face did not)
+        found = self.found_size if self.relation is None else self.found_size / self.relation[2:]
+        e_size = float(found.mean())
         inside = np.all((centres >= b[:2]) & (centres <= b[2:]), axis=1)
         plausible = (sizes >= 0.5 * e_size) & (sizes <= 1.6 * e_size)
         if self.relation is None:  # a drawn box may be looser than the face it holds
