@@ -300,3 +300,35 @@ def test_veil_anonymize_takes_edits_for_one_video(
     assert result.exit_code == 0, result.output
     change = face_change(src, out, _face_boxes(src))
     assert max(change[:6]) < UNCHANGED and min(change[6:]) > CHANGED
+
+
+def test_several_tracked_adds_share_one_decode_and_give_the_same_boxes(
+    clip: tuple[Path, list[list[float]]], pipelines: dict[str, Pipeline], monkeypatch: Any
+) -> None:
+    import veil.video.edits as module
+
+    src, boxes = clip
+    adds = [
+        {"frames": [0, 9], "box": boxes[4], "at": 4},
+        {"frames": [5, 15], "box": boxes[15], "at": 15},
+    ]
+    one_by_one = [
+        resolve_tracked_adds(
+            src, EditList.from_dict({"version": 1, "add": [a]}), pipelines["blind"]
+        )[0]
+        for a in adds
+    ]
+    decodes: list[tuple[int, int]] = []
+    frames = module._frames
+
+    def counted(path: Path, first: int, last: int) -> Any:
+        decodes.append((first, last))
+        return frames(path, first, last)
+
+    monkeypatch.setattr(module, "_frames", counted)
+    together = resolve_tracked_adds(
+        src, EditList.from_dict({"version": 1, "add": adds}), pipelines["blind"]
+    )
+    assert decodes == [(0, 15)]  # both ranges' frames in one pass
+    assert together == {0: one_by_one[0], 1: one_by_one[1]}
+    assert sorted(together[1]) == list(range(5, 16))
