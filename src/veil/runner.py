@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from veil.config import RunConfig
 from veil.consent import kept_records
@@ -27,7 +27,11 @@ from veil.pipeline import Pipeline, Result
 from veil.regions import region_records
 from veil.stages import Stage, run_stages
 
+if TYPE_CHECKING:
+    from veil.edits import EditList
+
 __all__ = ["FileOutcome", "Job", "RunSummary", "default_workers", "plan_jobs", "run_images"]
+__all__ += ["run_image_job"]
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +191,9 @@ class ImageRunner:
     encoder busy meanwhile); at most ``readers + workers + writers + queue_size`` images
     are in memory at once. ``stages=False`` processes one job after the other in the calling
     thread (same outputs; for tests and speed comparisons).
+
+    ``edits`` maps an input file (``Job.source``) to its edit list (:mod:`veil.edits`),
+    applied to that file only (images: frame 0; videos: every frame).
     """
 
     def __init__(
@@ -199,8 +206,10 @@ class ImageRunner:
         readers: int = 2,
         writers: int = 2,
         queue_size: int = 2,
+        edits: Mapping[Path, EditList] | None = None,
     ) -> None:
         self.config = config
+        self.edits = dict(edits or {})
         self.quiet = quiet
         self.stages = stages
         self.workers = config.workers or default_workers()
@@ -261,7 +270,15 @@ class ImageRunner:
     def _work(self, item: FileOutcome | _Loaded) -> FileOutcome | _Done:
         if isinstance(item, FileOutcome):
             return item
-        return _guard(item.job, lambda: _Done(item, self.pipeline.process(item.loaded.image)))
+        return _guard(item.job, lambda: _Done(item, self._process(item)))
+
+    def _process(self, item: _Loaded) -> Result:
+        edits = self.edits.get(item.job.source)
+        if edits is None:
+            return self.pipeline.process(item.loaded.image)
+        h, w = item.loaded.image.shape[:2]
+        edits.check_media(width=w, height=h, frame_count=1)
+        return self.pipeline.process(item.loaded.image, edits=edits)
 
     def _write(self, item: FileOutcome | _Done) -> FileOutcome:
         if isinstance(item, FileOutcome):
@@ -279,8 +296,14 @@ class ImageRunner:
         """One video through :func:`veil.video.job.run_video_job` (same pipeline)."""
         from veil.video.job import run_video_job
 
+        edits = self.edits.get(job.source)
         return run_video_job(
-            job.source, job.target, self.config, quiet=self.quiet, pipeline=self.pipeline
+            job.source,
+            job.target,
+            self.config,
+            quiet=self.quiet,
+            pipeline=self.pipeline,
+            edits=edits,
         )
 
     def process(self, job: Job) -> FileOutcome:
@@ -306,6 +329,7 @@ class ImageRunner:
                 result.faces.to_records(),
                 kept_records(result.kept),
                 skipped=region_records(result.skipped),
+                result=result,
             )
 
     def _audit(
@@ -316,6 +340,7 @@ class ImageRunner:
         kept: list[dict[str, Any]],
         *,
         skipped: list[dict[str, Any]] | None = None,
+        result: Result | None = None,
     ) -> None:
         record = {
             "input": str(job.source),
@@ -329,7 +354,25 @@ class ImageRunner:
             record["kept"] = kept  # faces a consent list left as they are
         if self.pipeline.regions is not None:
             record["skipped"] = skipped or []  # faces regions left visible
+        edits = self.edits.get(job.source)
+        if edits is not None and result is not None:
+            record.update(edit_audit(edits, result))
         write_json_atomic(audit_path(job.target), record)
+
+
+def edit_audit(edits: EditList, result: Result) -> dict[str, Any]:
+    """An image audit's edit fields: ``faces`` with ``edit``/``method`` where an edit list
+    set them, ``removed`` (detections it left as they are) and ``edits`` (every entry
+    with what it changed, :class:`veil.edits.EditLog`)."""
+    from veil.edits import EditLog, face_edit_records
+
+    log = EditLog(edits)
+    log.add(0, result.edit_changes)
+    return {
+        "faces": face_edit_records(result.faces, result.faces.to_records()),
+        "removed": face_edit_records(result.removed, result.removed.to_records()),
+        "edits": log.records(),
+    }
 
 
 def _with_thread_budget(config: RunConfig, workers: int) -> RunConfig:
@@ -349,3 +392,21 @@ def run_images(
 ) -> RunSummary:
     """Process ``jobs`` with ``config``; see :class:`ImageRunner`."""
     return ImageRunner(config).run(jobs, progress)
+
+
+def run_image_job(
+    src: Path,
+    dst: Path,
+    config: RunConfig,
+    *,
+    pipeline: Pipeline | None = None,
+    edits: EditList | None = None,
+) -> FileOutcome:
+    """One image file as a job, the image counterpart of
+    :func:`veil.video.job.run_video_job`: read, anonymize (with ``edits``, an edit list
+    for this image, :mod:`veil.edits`), write ``dst`` atomically and, with
+    ``config.output.report``, ``DST.audit.json``. An existing ``dst`` is ``skipped``
+    unless ``config.output.overwrite``; every error is a ``failed`` outcome with nothing
+    written. ``pipeline`` (built from ``config`` when ``None``) may be shared."""
+    runner = ImageRunner(config, pipeline, edits=None if edits is None else {src: edits})
+    return runner.process(Job(src, dst))
