@@ -68,6 +68,7 @@ function addedHere() {
 function drawOverlay() {
   if (!S.edits) return;
   const img = $("frame"), canvas = $("overlay"), ratio = window.devicePixelRatio || 1;
+  fitFrame();
   canvas.width = img.clientWidth * ratio; canvas.height = img.clientHeight * ratio;
   canvas.style.width = img.clientWidth + "px"; canvas.style.height = img.clientHeight + "px";
   const ctx = canvas.getContext("2d"), k = scale() * ratio;
@@ -99,6 +100,12 @@ function drawOverlay() {
   }
   const box = S.drag ? S.drag.box : S.sel && S.sel.type === "new" ? S.sel.box : null;
   if (box) rect(box, "#1e88e5", [8, 4]);
+}
+
+function fitFrame() {
+  // as wide as the column allows, no taller than 70% of the window (small videos scaled up)
+  const room = $("viewer").clientWidth, [w, h] = S.size;
+  if (w && h) $("frame").style.width = Math.floor(Math.min(room, (window.innerHeight * 0.7 * w) / h)) + "px";
 }
 
 function drawTimeline() {
