@@ -106,6 +106,15 @@ def main(verbose: int) -> None:
     help="Parallel workers (0 = one per CPU core).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "--edits",
+    "edits_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="Edit list JSON (docs/edits.md): boxes to add, detections to leave, methods per "
+    "face. Needs exactly one input file.",
+)
 def anonymize(
     inputs: tuple[Path, ...],
     output: Path | None,
@@ -119,6 +128,7 @@ def anonymize(
     exclude: tuple[str, ...],
     workers: int,
     quiet: bool,
+    edits_path: Path | None,
     **options: Any,
 ) -> None:
     """Anonymize every face in image and video files and folders.
@@ -145,7 +155,8 @@ def anonymize(
             _fail(f"no image files found in {', '.join(map(str, inputs))}")
         if not workers and len(jobs) == 1 and not is_video(jobs[0].source):
             config = dataclasses.replace(config, workers=1)  # one image: every core on it
-        runner = ImageRunner(config, quiet=quiet)
+        edits = _edits_for(edits_path, inputs, jobs)
+        runner = ImageRunner(config, quiet=quiet, edits=edits)
     except VeilError as exc:
         _fail(str(exc))
         return
@@ -153,6 +164,19 @@ def anonymize(
     _print_summary(summary, quiet)
     if summary.failed:
         sys.exit(EXIT_SOME_FAILED)
+
+
+def _edits_for(
+    path: Path | None, inputs: tuple[Path, ...], jobs: list[Any]
+) -> dict[Path, Any] | None:
+    """``--edits``: the edit list for the one input file (usage error otherwise)."""
+    if path is None:
+        return None
+    from veil.edits import load_edits
+
+    if len(inputs) != 1 or len(jobs) != 1 or not inputs[0].is_file():
+        _fail(f"--edits applies to exactly one input file, got {', '.join(map(str, inputs))}")
+    return {jobs[0].source: load_edits(path)}
 
 
 def _run_with_progress(runner: ImageRunner, jobs: list[Any], quiet: bool) -> RunSummary:

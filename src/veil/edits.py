@@ -33,19 +33,26 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from veil.boxes import box_iou
 from veil.errors import InputError
+from veil.types import Faces
 
 __all__ = [
     "IOU",
     "AddEdit",
     "Box",
     "EditList",
+    "EditLog",
+    "FrameEdits",
     "MethodEdit",
     "RemoveEdit",
+    "face_edit_records",
     "load_edits",
     "save_edits",
 ]
@@ -137,6 +144,12 @@ class EditList:
     remove: tuple[RemoveEdit, ...] = ()
     methods: tuple[MethodEdit, ...] = ()
     version: int = field(default=VERSION)
+    tracks: Mapping[int, Mapping[int, Box]] = field(default_factory=dict, compare=False, repr=False)
+    """Where tracked adds were followed to: ``{add index: {frame: box}}`` (video, see
+    :func:`veil.video.edits.resolve_tracked_adds`); not part of the file. A tracked add
+    with no box for a frame uses its drawn box there."""
+    source: str = field(default="edit list", compare=False, repr=False)
+    """Where the list came from (its file), the start of every error message about it."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "add", tuple(self.add))
@@ -170,13 +183,97 @@ class EditList:
         named += [(f"methods[{i}]", e) for i, e in enumerate(self.methods)]
         return named
 
+    def with_tracks(self, tracks: Mapping[int, Mapping[int, Box]]) -> EditList:
+        """A copy whose tracked adds use the followed boxes ``tracks``."""
+        return replace(self, tracks=tracks)
+
+    def add_box(self, index: int, frame: int) -> Box | None:
+        """Where ``add[index]`` is on ``frame`` (``None`` outside its range)."""
+        entry = self.add[index]
+        if not entry.covers(frame):
+            return None
+        if entry.track:
+            return self.tracks.get(index, {}).get(frame, entry.box)
+        return entry.box
+
+    def apply(self, frame: int, faces: Faces, *, shape: tuple[int, int]) -> FrameEdits:
+        """Apply the entries covering ``frame`` to its detected (or tracked) ``faces`` in a
+        picture of ``shape = (height, width)``.
+
+        ``remove``: faces with IoU >= :data:`IOU` against a remove box go to
+        ``removed`` (``data["edit"]`` names the entry). ``methods``: faces overlapping a
+        methods box (IoU >= :data:`IOU`; the best-overlapping entry wins) get
+        ``data["method"]``. ``add``: each add's box (clipped to the picture) joins the
+        faces with score 1, track id -1, ``data["edit"] = "add[i]"``, ``data["source"] =
+        "edit"`` and its ``method``. Every face returned has ``data["edit"]`` and
+        ``data["method"]`` (``None`` when no entry touched it).
+        """
+        n = len(faces)
+        edit: list[str | None] = [None] * n
+        method: list[str | None] = [None] * n
+        gone = np.zeros(n, bool)
+        changes: list[tuple[str, Box]] = []
+        groups: tuple[tuple[str, Sequence[RemoveEdit | MethodEdit]], ...] = (
+            ("remove", self.remove),
+            ("methods", self.methods),
+        )
+        for kind, entries in groups:
+            live = [(i, e) for i, e in enumerate(entries) if e.covers(frame)]
+            if not live or not n:
+                continue
+            iou = box_iou(faces.xyxy, np.array([e.box for _, e in live], np.float32))
+            for row in np.flatnonzero((iou >= IOU).any(axis=1) & ~gone):
+                k = int(np.argmax(iou[row]))
+                i, entry = live[k]
+                name = f"{kind}[{i}]"
+                edit[row] = name
+                changes.append((name, _box(faces.xyxy[row])))
+                if isinstance(entry, MethodEdit):
+                    method[row] = entry.method
+                else:
+                    gone[row] = True
+        kept = faces[np.flatnonzero(~gone)]
+        kept.data = {**kept.data, "edit": [edit[i] for i in np.flatnonzero(~gone)]}
+        kept.data["method"] = [method[i] for i in np.flatnonzero(~gone)]
+        removed = faces[np.flatnonzero(gone)]
+        removed.data = {**removed.data, "edit": [edit[i] for i in np.flatnonzero(gone)]}
+        added = self._added(frame, kept, shape)
+        if not len(added):
+            return FrameEdits(kept, removed, changes)
+        changes += [(name, _box(b)) for b, name in zip(added.xyxy, added.data["edit"], strict=True)]
+        return FrameEdits(Faces.merge([kept, added]), removed, changes)
+
+    def _added(self, frame: int, like: Faces, shape: tuple[int, int]) -> Faces:
+        """The add boxes of ``frame`` as faces with the fields of ``like``."""
+        boxes, names, methods = [], [], []
+        for i, entry in enumerate(self.add):
+            box = self.add_box(i, frame)
+            if box is not None:
+                boxes.append(box)
+                names.append(f"add[{i}]")
+                methods.append(entry.method)
+        if not boxes:
+            return Faces.empty()
+        data: dict[str, Any] = {key: [None] * len(boxes) for key in like.data}
+        data.update(edit=names, method=methods)
+        if "source" in like.data:
+            data["source"] = ["edit"] * len(boxes)
+        added = Faces(
+            xyxy=np.array(boxes, np.float32),
+            track_id=None if like.track_id is None else np.full(len(boxes), -1),
+            data=data,
+        )
+        return added.clip(shape)
+
     def check_media(
-        self, *, width: int, height: int, frame_count: int | None, source: str = "edit list"
+        self, *, width: int, height: int, frame_count: int | None, source: str | None = None
     ) -> None:
         """Raise :class:`InputError` if an entry does not fit a picture of ``width`` x
         ``height`` with ``frame_count`` frames (1 for an image; ``None``: unknown, frames
         are not checked): a frame past the last one, or a box wholly outside the picture.
+        Messages start with ``source`` (default: :attr:`source`).
         """
+        source = source or self.source
         for name, entry in self.entries():
             last = entry.frames[1]
             if frame_count is not None and last >= frame_count:
@@ -192,6 +289,67 @@ class EditList:
                     f"{source}: {name}.box: {list(entry.box)} lies outside the "
                     f"{width}x{height} picture"
                 )
+
+
+@dataclass(frozen=True)
+class FrameEdits:
+    """What :meth:`EditList.apply` did to one frame.
+
+    Attributes:
+        faces: the faces to anonymize: the detections not removed, then the added boxes;
+            ``data["edit"]`` (``"add[i]"``, ``"methods[i]"`` or ``None``) and
+            ``data["method"]`` (a method name or ``None`` for the run's).
+        removed: detections left as they are, ``data["edit"] = "remove[i]"``.
+        changes: ``(entry name, box)`` for every face an entry changed on this frame.
+    """
+
+    faces: Faces
+    removed: Faces
+    changes: list[tuple[str, Box]]
+
+
+class EditLog:
+    """The audit of an edit list over a run: for each entry, the frames and boxes it
+    changed. Feed it every frame's :attr:`FrameEdits.changes` in frame order."""
+
+    def __init__(self, edits: EditList) -> None:
+        self.edits = edits
+        self.changed: dict[str, list[dict[str, Any]]] = {n: [] for n, _ in edits.entries()}
+
+    def add(self, frame: int, changes: Sequence[tuple[str, Box]]) -> None:
+        for name, box in changes:
+            self.changed[name].append({"frame": frame, "box": [round(v, 2) for v in box]})
+
+    def records(self) -> list[dict[str, Any]]:
+        """One record per entry, in file order: ``entry`` (``"add[0]"``), ``kind``,
+        ``index``, the entry's fields, ``frames_changed`` (how many) and ``changed``
+        (``[{"frame", "box"}]``: the box anonymized for an add, the detection left
+        as it is for a remove, the detection whose method changed for a methods entry)."""
+        out = []
+        for name, entry in self.edits.entries():
+            kind, _, rest = name.partition("[")
+            changed = self.changed[name]
+            frames = len({c["frame"] for c in changed})
+            out.append(
+                {"entry": name, "kind": kind, "index": int(rest[:-1]), **entry.to_dict()}
+                | {"frames_changed": frames, "changed": changed}
+            )
+        return out
+
+
+def face_edit_records(faces: Faces, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``records`` (``faces.to_records()``) with ``edit`` and ``method`` added where an
+    edit set them (audit files)."""
+    for key in ("edit", "method"):
+        for rec, value in zip(records, faces.data.get(key, []), strict=False):
+            if value is not None:
+                rec[key] = value
+    return records
+
+
+def _box(values: Any) -> Box:
+    x1, y1, x2, y2 = (float(v) for v in values)
+    return x1, y1, x2, y2
 
 
 def load_edits(path: str | Path) -> EditList:
@@ -239,7 +397,9 @@ class _Parser:
         methods = [
             self.method_edit(e, f"methods[{i}]") for i, e in enumerate(self.items(data, "methods"))
         ]
-        return EditList(add=tuple(add), remove=tuple(remove), methods=tuple(methods))
+        return EditList(
+            add=tuple(add), remove=tuple(remove), methods=tuple(methods), source=self.source
+        )
 
     def keys(
         self, data: Mapping[str, Any], where: str, *, required: set[str], optional: set[str]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -21,8 +22,11 @@ from veil.types import Faces, check_image
 
 if TYPE_CHECKING:
     from veil.consent import ConsentList
+    from veil.edits import Box, EditList
 
 __all__ = ["Pipeline", "Result"]
+
+_METHODS_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,9 @@ class Result:
     faces: Faces
     regions: list[Region]
     kept: Faces = field(default_factory=Faces.empty)
+    # an edit list (veil.edits): detections it left as they are, and (entry, box) changes
+    removed: Faces = field(default_factory=Faces.empty)
+    edit_changes: list[tuple[str, Box]] = field(default_factory=list)
 
 
 class Pipeline:
@@ -64,6 +71,7 @@ class Pipeline:
         self.masker = masker or Masker()
         self.work_pixels = work_pixels
         self.consent = consent
+        self._method_anonymizers: dict[str, Anonymizer] = {}  # anonymizer_for
 
     @classmethod
     def from_config(cls, config: RunConfig, *, detector: Detector | None = None) -> Pipeline:
@@ -116,7 +124,7 @@ class Pipeline:
         """Anonymize ``faces`` (already detected or tracked) in ``image``."""
         regions = self.masker.regions(faces, image.shape)
         try:
-            out = self.anonymizer.apply(image, regions)
+            out = self._apply(image, regions, faces)
         except VeilError:
             raise
         except Exception as exc:
@@ -137,7 +145,7 @@ class Pipeline:
         h, w = frame.height, frame.width
         areas = []
         for r in regions:
-            m = self.anonymizer.context(r.size)
+            m = self._method_of(r, faces).context(r.size)
             areas.append(even_box((r.x0 - m, r.y0 - m, r.x1 + m, r.y1 + m), w, h))
         groups = merge_boxes(areas)
 
@@ -147,7 +155,7 @@ class Pipeline:
             touched = np.zeros(rgb.shape[:2], bool)  # the pixels apply() may blend
             for r in shifted:
                 touched[r.slices] |= r.alpha > 0
-            return self.anonymizer.apply(rgb, shifted), touched
+            return self._apply(rgb, shifted, faces), touched
 
         try:
             return frame.edit([box for box, _ in groups], crop)
@@ -156,14 +164,57 @@ class Pipeline:
         except Exception as exc:
             raise BackendError(f"anonymizer {self.anonymizer.name!r} failed: {exc}") from exc
 
-    def process(self, image: np.ndarray) -> Result:
+    def process(self, image: np.ndarray, *, edits: EditList | None = None) -> Result:
         """Detect and anonymize every face in an RGB ``uint8 (H, W, 3)`` image (but those
-        a consent list keeps, see :attr:`Result.kept`)."""
+        a consent list keeps, see :attr:`Result.kept`). ``edits`` (frame 0 of an edit
+        list, :mod:`veil.edits`) then removes, adds and re-methods faces."""
+        if edits is not None:
+            return self._process_edited(image, edits)
         faces = self.detect(image)
         if self.consent is None:
             return self.anonymize(image, faces)
         hidden, kept = self.consent.split(image, faces)
         return dataclasses.replace(self.anonymize(image, hidden), kept=kept)
+
+    def _process_edited(self, image: np.ndarray, edits: EditList) -> Result:
+        faces, kept = self.detect(image), Faces.empty()
+        if self.consent is not None:
+            faces, kept = self.consent.split(image, faces)
+        done = edits.apply(0, faces, shape=(image.shape[0], image.shape[1]))
+        result = self.anonymize(image, done.faces)
+        return dataclasses.replace(
+            result, kept=kept, removed=done.removed, edit_changes=done.changes
+        )
+
+    # -- per-face methods (an edit list's "method"): faces.data["method"], None = the run's
+
+    def _apply(self, image: np.ndarray, regions: list[Region], faces: Faces) -> np.ndarray:
+        """The anonymizer's ``apply``, with each face's ``data["method"]`` when set: the
+        regions of each method in turn, in order of first appearance."""
+        methods = faces.data.get("method")
+        if not methods or not any(methods):
+            return self.anonymizer.apply(image, regions)
+        out = image
+        for name in dict.fromkeys(methods[r.index] for r in regions):
+            group = [r for r in regions if methods[r.index] == name]
+            out = self.anonymizer_for(name).apply(out, group)
+        return out
+
+    def _method_of(self, region: Region, faces: Faces) -> Anonymizer:
+        methods = faces.data.get("method")
+        return self.anonymizer_for(methods[region.index] if methods else None)
+
+    def anonymizer_for(self, method: str | None) -> Anonymizer:
+        """The run's anonymizer (``method`` ``None`` or its own name), else one of
+        ``method`` with the run's strength and seed, created on first use."""
+        if method is None or method == self.anonymizer.name:
+            return self.anonymizer
+        with _METHODS_LOCK:
+            cache = self._method_anonymizers
+            if method not in cache:
+                a = self.anonymizer
+                cache[method] = ANONYMIZERS.create(method, strength=a.strength, seed=a.seed)
+            return cache[method]
 
     def describe(self) -> dict[str, Any]:
         """Settings for audit files."""

@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from veil.config import RunConfig
 from veil.consent import kept_records
@@ -25,6 +25,9 @@ from veil.io.images import (
 from veil.io.suffixes import VIDEO_SUFFIXES
 from veil.pipeline import Pipeline, Result
 from veil.stages import Stage, run_stages
+
+if TYPE_CHECKING:
+    from veil.edits import EditList
 
 __all__ = ["FileOutcome", "Job", "RunSummary", "default_workers", "plan_jobs", "run_images"]
 
@@ -186,6 +189,9 @@ class ImageRunner:
     encoder busy meanwhile); at most ``readers + workers + writers + queue_size`` images
     are in memory at once. ``stages=False`` processes one job after the other in the calling
     thread (same outputs; for tests and speed comparisons).
+
+    ``edits`` maps an input file (``Job.source``) to its edit list (:mod:`veil.edits`),
+    applied to that file only (images: frame 0; videos: every frame).
     """
 
     def __init__(
@@ -198,8 +204,10 @@ class ImageRunner:
         readers: int = 2,
         writers: int = 2,
         queue_size: int = 2,
+        edits: Mapping[Path, EditList] | None = None,
     ) -> None:
         self.config = config
+        self.edits = dict(edits or {})
         self.quiet = quiet
         self.stages = stages
         self.workers = config.workers or default_workers()
@@ -260,7 +268,15 @@ class ImageRunner:
     def _work(self, item: FileOutcome | _Loaded) -> FileOutcome | _Done:
         if isinstance(item, FileOutcome):
             return item
-        return _guard(item.job, lambda: _Done(item, self.pipeline.process(item.loaded.image)))
+        return _guard(item.job, lambda: _Done(item, self._process(item)))
+
+    def _process(self, item: _Loaded) -> Result:
+        edits = self.edits.get(item.job.source)
+        if edits is None:
+            return self.pipeline.process(item.loaded.image)
+        h, w = item.loaded.image.shape[:2]
+        edits.check_media(width=w, height=h, frame_count=1)
+        return self.pipeline.process(item.loaded.image, edits=edits)
 
     def _write(self, item: FileOutcome | _Done) -> FileOutcome:
         if isinstance(item, FileOutcome):
@@ -278,8 +294,14 @@ class ImageRunner:
         """One video through :func:`veil.video.job.run_video_job` (same pipeline)."""
         from veil.video.job import run_video_job
 
+        edits = self.edits.get(job.source)
         return run_video_job(
-            job.source, job.target, self.config, quiet=self.quiet, pipeline=self.pipeline
+            job.source,
+            job.target,
+            self.config,
+            quiet=self.quiet,
+            pipeline=self.pipeline,
+            edits=edits,
         )
 
     def process(self, job: Job) -> FileOutcome:
@@ -299,10 +321,17 @@ class ImageRunner:
             png_compression=out.png_compression,
         )
         if out.report:
-            self._audit(job, loaded.sha256, result.faces.to_records(), kept_records(result.kept))
+            self._audit(
+                job, loaded.sha256, result.faces.to_records(), kept_records(result.kept), result
+            )
 
     def _audit(
-        self, job: Job, input_sha: str, faces: list[dict[str, Any]], kept: list[dict[str, Any]]
+        self,
+        job: Job,
+        input_sha: str,
+        faces: list[dict[str, Any]],
+        kept: list[dict[str, Any]],
+        result: Result | None = None,
     ) -> None:
         record = {
             "input": str(job.source),
@@ -314,7 +343,25 @@ class ImageRunner:
         }
         if self.pipeline.consent is not None:
             record["kept"] = kept  # faces a consent list left as they are
+        edits = self.edits.get(job.source)
+        if edits is not None and result is not None:
+            record.update(edit_audit(edits, result))
         write_json_atomic(audit_path(job.target), record)
+
+
+def edit_audit(edits: EditList, result: Result) -> dict[str, Any]:
+    """An image audit's edit fields: ``faces`` with ``edit``/``method`` where an edit list
+    set them, ``removed`` (detections it left as they are) and ``edits`` (every entry
+    with what it changed, :class:`veil.edits.EditLog`)."""
+    from veil.edits import EditLog, face_edit_records
+
+    log = EditLog(edits)
+    log.add(0, result.edit_changes)
+    return {
+        "faces": face_edit_records(result.faces, result.faces.to_records()),
+        "removed": face_edit_records(result.removed, result.removed.to_records()),
+        "edits": log.records(),
+    }
 
 
 def _with_thread_budget(config: RunConfig, workers: int) -> RunConfig:

@@ -102,6 +102,15 @@ _OPTIONS: list[Any] = [
         "no output, and the error says how many frames were lost.",
     ),
     click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary."),
+    click.option(
+        "--edits",
+        "edits_path",
+        type=click.Path(path_type=Path),
+        default=None,
+        metavar="FILE",
+        help="Edit list JSON (docs/edits.md): boxes to add (tracked or fixed), detections "
+        "to leave, methods per face, by frame range.",
+    ),
 ]
 
 
@@ -115,7 +124,13 @@ def _with_options(fn: Any) -> Any:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @_with_options
-def video(input_path: Path, output: Path | None, quiet: bool, **options: Any) -> None:
+def video(
+    input_path: Path,
+    output: Path | None,
+    quiet: bool,
+    edits_path: Path | None,
+    **options: Any,
+) -> None:
     """Anonymize every face in a video file; audio is kept.
 
     \b
@@ -130,6 +145,7 @@ def video(input_path: Path, output: Path | None, quiet: bool, **options: Any) ->
     Examples:
       veil video clip.mp4                      # -> clip_anonymized.mp4
       veil video clip.mp4 -o out.mkv --report --detect-every 3
+      veil video clip.mp4 --edits clip.edits.json --report   # reviewed corrections
     """
     try:
         config, video_config = _configs(options)
@@ -141,7 +157,12 @@ def video(input_path: Path, output: Path | None, quiet: bool, **options: Any) ->
                 err=True,
             )
         dst = output or default_video_target(input_path)
-        outcome = run_video_job(input_path, dst, config, video_config, quiet)
+        edits = None
+        if edits_path is not None:
+            from veil.edits import load_edits
+
+            edits = load_edits(edits_path)
+        outcome = run_video_job(input_path, dst, config, video_config, quiet, edits=edits)
     except KeyboardInterrupt:
         _fail("interrupted; the partial output was removed", EXIT_INTERRUPTED)
         return

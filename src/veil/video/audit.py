@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from veil.consent import kept_records
+from veil.edits import EditLog, face_edit_records
 from veil.errors import OutputError
 from veil.files import file_sha256
 
 if TYPE_CHECKING:
+    from veil.edits import EditList
     from veil.pipeline import Pipeline
     from veil.video.pipeline import ProcessedFrame, VideoConfig, VideoReport
 
@@ -24,8 +26,9 @@ class Tally:
     """Counts for :class:`VideoReport` and the audit's per-frame lines (kept in a temp file,
     so memory does not grow with the video's length)."""
 
-    def __init__(self, log_file: IO[str] | None) -> None:
+    def __init__(self, log_file: IO[str] | None, *, edits: EditList | None = None) -> None:
         self.file = log_file
+        self.edits = None if edits is None else EditLog(edits)
         kinds = ("out", "detected", "searched", "tracked_only", "no_face", "failed")
         self.counts = dict.fromkeys(kinds, 0)
         self.runs: dict[str, list[list[int]]] = {"tracked_only": [], "no_face": [], "failed": []}
@@ -39,7 +42,7 @@ class Tally:
             "detected": pf.detected,
             "searched": pf.searched,
             "failed": pf.error is not None,
-            "tracked_only": pf.error is None and any(s != "detected" for s in src),
+            "tracked_only": pf.error is None and any(s not in ("detected", "edit") for s in src),
             "no_face": pf.error is None and not len(pf.faces),
         }
         for kind, hit in kinds.items():
@@ -48,6 +51,8 @@ class Tally:
                 _extend_runs(self.runs[kind], pf.index)
         if pf.faces.track_id is not None and len(pf.faces):
             self.max_track = max(self.max_track, int(pf.faces.track_id.max()))
+        if self.edits is not None:
+            self.edits.add(pf.index, pf.edit_changes)
         if self.file is not None:
             self.file.write(json.dumps(_frame_record(pf), separators=(",", ":")) + "\n")
 
@@ -68,7 +73,9 @@ def _frame_record(pf: ProcessedFrame) -> dict[str, Any]:
     out: dict[str, Any] = {"index": pf.index, "pts": pts, "detected": pf.detected}
     if pf.searched:
         out["searched"] = True
-    out["faces"] = faces
+    out["faces"] = face_edit_records(pf.faces, faces)
+    if len(pf.removed):
+        out["removed"] = face_edit_records(pf.removed, pf.removed.to_records())
     if len(pf.kept):
         out["kept"] = kept_records(pf.kept)  # left as they are by a consent list
     if pf.error is not None:
@@ -95,7 +102,7 @@ def audit_header(
             "no_face": t.runs["no_face"],
             "detection_failed": t.runs["failed"],
         },
-    }
+    } | ({"edits": t.edits.records()} if t.edits is not None else {})
 
 
 def write_audit(path: Path, header: dict[str, Any], frames: IO[str] | None) -> None:

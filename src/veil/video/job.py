@@ -15,6 +15,9 @@ from veil.errors import ConfigError, VeilError
 from veil.files import FileOutcome, Job, audit_path
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from veil.edits import EditList
     from veil.pipeline import Pipeline
     from veil.video.pipeline import VideoConfig, VideoReport
 
@@ -41,6 +44,8 @@ def run_video_job(
     quiet: bool = False,
     *,
     pipeline: Pipeline | None = None,
+    edits: EditList | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> VideoOutcome:
     """Anonymize one video for the command line; never leaves a partial output.
 
@@ -48,6 +53,10 @@ def run_video_job(
     writes ``DST.audit.json``. A failing video (``VeilError`` other than
     ``ConfigError``) becomes a ``failed`` outcome; ``ConfigError`` and Ctrl-C propagate.
     A tqdm bar (frames/s, ETA) goes to stderr unless ``quiet``.
+
+    ``edits``: an edit list (:mod:`veil.edits`) applied to every frame (a malformed or
+    out-of-range entry makes a ``failed`` outcome naming it); ``progress(done, total)``
+    is called after each anonymized frame (``total`` 0 if unknown), from a worker thread.
     """
     from veil.video.pipeline import anonymize_video
 
@@ -57,7 +66,9 @@ def run_video_job(
     start = time.perf_counter()
     bar = None if quiet else _progress_bar(src)  # tqdm is imported only for a bar
 
-    def progress(done: int, total: int) -> None:
+    def on_frame(done: int, total: int) -> None:
+        if progress is not None:
+            progress(done, total)
         if bar is None:
             return
         if total and bar.total != total:
@@ -66,7 +77,9 @@ def run_video_job(
 
     try:
         audit = audit_path(dst) if out.report else None
-        kwargs: dict[str, Any] = {"pipeline": pipeline, "progress": progress, "audit": audit}
+        kwargs: dict[str, Any] = {"pipeline": pipeline, "progress": on_frame, "audit": audit}
+        if edits is not None:
+            kwargs["edits"] = edits
         report = anonymize_video(src, dst, config, video_config, **kwargs)
     except ConfigError:
         raise

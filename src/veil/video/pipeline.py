@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -45,6 +45,9 @@ from veil.track import LookaheadBuffer, SpeedMode, Tracker
 from veil.track.search import search_windows
 from veil.types import Faces, check_image
 from veil.video.audit import Tally, audit_header, write_audit
+
+if TYPE_CHECKING:
+    from veil.edits import Box, EditList
 
 Image = np.ndarray | YUV420  # RGB uint8 (H, W, 3), or a yuv420p frame kept as decoded
 Pending = tuple["ProcessedFrame", Faces]  # a tracked frame (input image) and its final faces
@@ -144,6 +147,8 @@ class ProcessedFrame:
             succeeded.
         kept: faces a consent list left as they are (:class:`~veil.consent.TrackConsent`),
             not in ``faces``.
+        removed: faces an edit list's ``remove`` left as they are (``data["edit"]``).
+        edit_changes: ``(entry, box)`` for each face an edit list changed on this frame.
     """
 
     index: int
@@ -154,6 +159,8 @@ class ProcessedFrame:
     meta: Any = None
     searched: bool = False
     kept: Faces = field(default_factory=Faces.empty)
+    removed: Faces = field(default_factory=Faces.empty)
+    edit_changes: list[tuple[str, Box]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -176,9 +183,17 @@ class FrameAnonymizer:
 
     With a consent list on the pipeline, the decision to keep a face is per track
     (:class:`~veil.consent.TrackConsent`), made in :meth:`finish` in frame order.
+    ``edits`` (an edit list, tracked adds resolved: :mod:`veil.video.edits`) is applied
+    in :meth:`finish`, after the consent list.
     """
 
-    def __init__(self, pipeline: Pipeline, video: VideoConfig | None = None) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        video: VideoConfig | None = None,
+        *,
+        edits: EditList | None = None,
+    ) -> None:
         self.pipeline, self.video = pipeline, video or VideoConfig()
         self.tracker = Tracker(max_age=self.video.max_age)
         self.speed = SpeedMode(
@@ -189,6 +204,7 @@ class FrameAnonymizer:
         self._retry = False  # detect on the frame after a failure, whatever speed mode says
         consent = pipeline.consent
         self.consent = TrackConsent(consent) if consent is not None else None
+        self.edits = edits
 
     def push(self, image: Image, index: int, *, meta: Any = None) -> list[ProcessedFrame]:
         """Take one frame (RGB ``uint8 (H, W, 3)`` or :class:`~veil.io.yuv.YUV420`);
@@ -269,11 +285,15 @@ class FrameAnonymizer:
         assert item.image is not None
         source, faces, error = item.image, faces.clip(item.image.shape[:2]), item.error
         image: Image | None = None
-        kept = Faces.empty()
+        kept = removed = Faces.empty()
+        changes: list[tuple[str, Box]] = []
         if error is None:
             try:
                 if self.consent is not None:
                     faces, kept = self.consent.split(lambda: as_rgb(source), faces)
+                if self.edits is not None:
+                    done = self.edits.apply(item.index, faces, shape=source.shape[:2])
+                    faces, removed, changes = done.faces, done.removed, done.changes
                 if isinstance(source, YUV420):
                     image = self.pipeline.anonymize_yuv(source, faces)
                 else:
@@ -285,8 +305,16 @@ class FrameAnonymizer:
             image = obscure(source.rgb()) if isinstance(source, YUV420) else obscure(source)
             image = YUV420.from_rgb(image) if isinstance(source, YUV420) else image
         if error is not None:
-            kept = Faces.empty()
-        return dataclasses.replace(item, image=image, faces=faces, error=error, kept=kept)
+            kept, removed, changes = Faces.empty(), Faces.empty(), []
+        return dataclasses.replace(
+            item,
+            image=image,
+            faces=faces,
+            error=error,
+            kept=kept,
+            removed=removed,
+            edit_changes=changes,
+        )
 
 
 @dataclass(frozen=True)
@@ -379,6 +407,7 @@ def anonymize_video(
     pipeline: Pipeline | None = None,
     progress: Callable[[int, int], None] | None = None,
     audit: str | os.PathLike[str] | None = None,
+    edits: EditList | None = None,
 ) -> VideoReport:
     """Anonymize every frame of ``src`` into ``dst`` (audio copied, timing kept).
 
@@ -395,9 +424,19 @@ def anonymize_video(
     runs of ``tracked_only``, ``no_face`` and ``detection_failed`` frames) and ``frames``,
     one line each: ``{index, pts, detected, faces: [{box, score, track_id, source}]}``
     plus ``error`` and ``dropped`` on failed frames.
+
+    ``edits`` (an edit list, :mod:`veil.edits`): checked against the clip, tracked adds
+    followed in a pre-pass (:func:`veil.video.edits.prepare_edits`), then applied to
+    every frame; the audit then has ``edits`` (each entry with the frames and boxes it
+    changed), faces with ``edit``/``method`` and ``removed`` per frame. An entry past
+    the last decoded frame raises InputError (no output).
     """
     src, dst, video = Path(src), Path(dst), video or VideoConfig()
     pipeline = pipeline or Pipeline.from_config(config)
+    if edits is not None:
+        from veil.video.edits import prepare_edits
+
+        edits = prepare_edits(src, edits, pipeline)
     reader = VideoReader(src, yuv=video.yuv)
     start = time.perf_counter()
     writer = VideoWriter(dst, reader.info, source=src, **_writer_options(video))
@@ -405,10 +444,17 @@ def anonymize_video(
         lines = (
             stack.enter_context(tempfile.TemporaryFile("w+", encoding="utf-8")) if audit else None
         )
-        tally = Tally(lines)
+        tally = Tally(lines, edits=edits)
+        frames = FrameAnonymizer(pipeline, video, edits=edits)
         try:
-            _run_stages(reader, writer, FrameAnonymizer(pipeline, video), tally, progress)
+            _run_stages(reader, writer, frames, tally, progress)
             _check_complete(src, reader, video.allow_partial)
+            if edits is not None:
+                edits.check_media(
+                    width=reader.info.width,
+                    height=reader.info.height,
+                    frame_count=reader.frames_read,
+                )
             writer.close()
         except BaseException:
             writer.abort()
