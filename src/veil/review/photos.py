@@ -143,15 +143,17 @@ class PhotoReview:
         return self.render_job.start(self._render)
 
     def _render(self, progress: Progress) -> None:
-        from veil.review.rerender import render_image
+        """Every photo as ``veil anonymize PHOTO -o OUTPUT/NAME [--edits ...]`` would."""
+        from veil.files import Job
+        from veil.review.rerender import render_photos
 
-        pipeline = Pipeline.from_config(self.config)
-        for k, item in enumerate(self.items):
-            path = self._edits_file(item["index"])
-            edits = load_edits(path) if path.is_file() else EditList()
-            src = self.source / item["name"]
-            render_image(src, self.output / item["name"], edits, self.config, pipeline)
-            progress((k + 1) / len(self.items))
+        jobs, edits = [], {}
+        for item in self.items:
+            src, path = self.source / item["name"], self._edits_file(item["index"])
+            jobs.append(Job(src, self.output / item["name"]))
+            if path.is_file():
+                edits[src] = load_edits(path)
+        render_photos(jobs, edits, self.config, progress)
 
     def photo_name(self, index: int) -> str:
         return str(self._item(index)["name"])

@@ -235,7 +235,7 @@ class VideoReview:
     def _render(self, progress: Progress) -> None:
         from veil.review.rerender import render_video
 
-        edits = load_edits(self.edits_path) if self.edits_path.is_file() else EditList()
+        edits = load_edits(self.edits_path) if self.edits_path.is_file() else None
         render_video(self.source, self.output, edits, self.config, self.video, progress)
 
     def _check(self, index: int) -> None:
