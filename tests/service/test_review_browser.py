@@ -59,17 +59,19 @@ def test_review_page_adds_removes_and_renders(serve: Any, tmp_path: Path) -> Non
     with serve(settings, session) as (url, _), sync_api.sync_playwright() as p:
         browser = p.chromium.launch_persistent_context(
             str(profile),
-                executable_path=str(CHROMIUM),
-                args=ARGS,
-                accept_downloads=True,
-                viewport={"width": 1280, "height": 900},
+            executable_path=str(CHROMIUM),
+            args=ARGS,
+            accept_downloads=True,
+            viewport={"width": 1280, "height": 900},
         )
         try:
             page = browser.new_page()
             external: list[str] = []
             page.on(
                 "request",
-                lambda r: None if r.url.startswith((url, "blob:", "data:")) else external.append(r.url),
+                lambda r: (
+                    None if r.url.startswith((url, "blob:", "data:")) else external.append(r.url)
+                ),
             )
             page.goto(f"{url}/review#token={TOKEN}")
             sync_api.expect(page.locator("#status")).to_have_text("Ready.", timeout=20_000)
@@ -118,7 +120,9 @@ def test_review_page_adds_removes_and_renders(serve: Any, tmp_path: Path) -> Non
     assert len(a) == len(b) == FRAMES
     x0, y0, x1, y1 = DRAWN
     for k in range(FRAMES):
-        drawn = np.abs(a[k][y0 + 4 : y1 - 4, x0 + 4 : x1 - 4] - b[k][y0 + 4 : y1 - 4, x0 + 4 : x1 - 4])
+        drawn = np.abs(
+            a[k][y0 + 4 : y1 - 4, x0 + 4 : x1 - 4] - b[k][y0 + 4 : y1 - 4, x0 + 4 : x1 - 4]
+        )
         fx0, fy0, fx1, fy1 = boxes[k]
         kept = np.abs(a[k][fy0:fy1, fx0:fx1] - b[k][fy0:fy1, fx0:fx1])
         assert drawn.mean() > 10, (k, drawn.mean())  # the drawn box was anonymized

@@ -11,6 +11,7 @@ sources) and the scene cuts:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -64,7 +65,7 @@ def find_flags(frames: Sequence[dict[str, Any]], cuts: Iterable[int]) -> list[Fl
 def _gaps(spans: dict[int, list[int]]) -> list[Flag]:
     out = []
     for track, seen in spans.items():
-        for before, after in zip(seen, seen[1:], strict=False):
+        for before, after in itertools.pairwise(seen):
             if after - before > 1:
                 detail = f"track {track} is back after {after - before - 1} frames without a box"
                 out.append(Flag(after, "gap", track, detail))

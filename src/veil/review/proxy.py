@@ -56,7 +56,7 @@ class ProxyInfo:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ProxyInfo:
-        tupled = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        tupled: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
         return cls(**tupled)
 
 

@@ -29,7 +29,8 @@ class RenderJob:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.status, self.progress, self.error = "idle", 0.0, None
+        self.status, self.progress = "idle", 0.0
+        self.error: str | None = None
         self.started: float | None = None
         self.seconds: float | None = None
         self.runs = 0
