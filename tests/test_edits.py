@@ -305,3 +305,115 @@ def test_a_method_entry_changes_how_that_face_is_anonymized(
     solid = Pipeline.from_config(RunConfig.from_dict({"anonymizer": {"method": "solid"}}))
     assert np.array_equal(result.image, solid.process(image).image)
     assert not np.array_equal(result.image, pipeline.process(image).image)
+
+
+# -- veil anonymize --edits ------------------------------------------------------------
+
+
+def _cli(*args: object) -> Any:
+    from click.testing import CliRunner
+
+    from veil.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def _png(path: Path, image: np.ndarray) -> Path:
+    from PIL import Image
+
+    Image.fromarray(image).save(path)
+    return path
+
+
+def _read(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def test_cli_applies_an_edit_list_to_one_image_and_audits_it(
+    tmp_path: Path, photo: tuple[np.ndarray, list[float]]
+) -> None:
+    image, face = photo
+    src = _png(tmp_path / "photo.png", image)
+    corner = [10.0, 150.0, 70.0, 230.0]  # no face there: a reviewer's extra box
+    edits = tmp_path / "edits.json"
+    edits.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "remove": [{"frames": [0, 0], "box": face}],
+                "add": [{"frames": [0, 0], "box": corner, "track": False}],
+            }
+        )
+    )
+    out = tmp_path / "out.png"
+    result = _cli("anonymize", src, "-o", out, "--edits", edits, "--report", "-q")
+    assert result.exit_code == 0, result.output
+    anonymized = _read(out)
+    assert _changed(image, anonymized, face) == 0  # the removed detection: untouched
+    assert _changed(image, anonymized, corner) > 10  # the added box: anonymized
+    audit = json.loads((tmp_path / "out.png.audit.json").read_text())
+    assert [f["edit"] for f in audit["faces"]] == ["add[0]"]
+    assert audit["removed"][0]["edit"] == "remove[0]" and audit["removed"][0]["score"] > 0.5
+    entries = {e["entry"]: e for e in audit["edits"]}
+    assert entries["remove[0]"]["frames_changed"] == 1
+    assert entries["add[0]"]["changed"] == [{"frame": 0, "box": corner}]
+
+
+@pytest.mark.parametrize("several", ["two files", "a folder"])
+def test_cli_refuses_edits_for_several_inputs(
+    tmp_path: Path, photo: tuple[np.ndarray, list[float]], several: str
+) -> None:
+    image, face = photo
+    a = _png(tmp_path / "a.png", image)
+    edits = tmp_path / "edits.json"
+    edits.write_text(json.dumps({"version": 1, "remove": [{"frames": [0, 0], "box": face}]}))
+    inputs = [a, _png(tmp_path / "b.png", image)] if several == "two files" else [tmp_path]
+    result = _cli("anonymize", *inputs, "-o", tmp_path / "out", "--edits", edits)
+    assert result.exit_code == 2
+    assert "--edits applies to exactly one input file" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_refuses_an_image_edit_list_for_other_frames(
+    tmp_path: Path, photo: tuple[np.ndarray, list[float]]
+) -> None:
+    image, face = photo
+    src = _png(tmp_path / "a.png", image)
+    edits = tmp_path / "edits.json"
+    edits.write_text(json.dumps({"version": 1, "add": [{"frames": [0, 3], "box": face}]}))
+    result = _cli("anonymize", src, "-o", tmp_path / "out.png", "--edits", edits)
+    assert result.exit_code == 1
+    assert "add[0].frames: frame 3 is beyond the end; an image has only frame 0" in result.output
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_run_image_job_and_the_cli_give_the_same_bytes(
+    tmp_path: Path, photo: tuple[np.ndarray, list[float]], pipeline: Pipeline
+) -> None:
+    import veil
+    from veil.runner import run_image_job
+
+    assert veil.EditList is EditList and veil.load_edits is load_edits
+    image, face = photo
+    src = _png(tmp_path / "photo.png", image)
+    edits = EditList.from_dict(
+        {"version": 1, "methods": [{"frames": [0, 0], "box": face, "method": "pixelate"}]}
+    )
+    save_edits(tmp_path / "edits.json", edits)
+    outcome = run_image_job(src, tmp_path / "api.png", RunConfig(), pipeline=pipeline, edits=edits)
+    assert outcome.status == "done" and outcome.faces == 1
+    result = _cli("anonymize", src, "-o", tmp_path / "cli.png", "--edits", tmp_path / "edits.json")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "api.png").read_bytes() == (tmp_path / "cli.png").read_bytes()
+    assert _changed(image, _read(tmp_path / "api.png"), face) > 10
+    bad = run_image_job(
+        src,
+        tmp_path / "bad.png",
+        RunConfig(),
+        pipeline=pipeline,
+        edits=EditList(add=(AddEdit((0, 2), (0.0, 0.0, 9.0, 9.0)),), source="page"),
+    )
+    assert bad.status == "failed" and "page: add[0].frames" in str(bad.error)
+    assert not (tmp_path / "bad.png").exists()

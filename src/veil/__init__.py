@@ -12,7 +12,7 @@ The curated public API; everything else lives in private-by-convention modules.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -50,6 +50,7 @@ __all__ = [
     "ConsentConfig",
     "Detector",
     "DetectorConfig",
+    "EditList",
     "Faces",
     "Frame",
     "InputError",
@@ -66,7 +67,24 @@ __all__ = [
     "__version__",
     "anonymize_image",
     "detect_faces",
+    "load_edits",
+    "save_edits",
 ]
+
+if TYPE_CHECKING:
+    from veil.edits import EditList, load_edits, save_edits
+
+_LAZY = {"EditList": "veil.edits", "load_edits": "veil.edits", "save_edits": "veil.edits"}
+
+
+def __getattr__(name: str) -> Any:
+    """Names imported on first use (edit lists: not every run needs them at start-up)."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'veil' has no attribute {name!r}")
+
 
 _PIPELINES: dict[str, Pipeline] = {}
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from veil.edits import EditList
 
 __all__ = ["FileOutcome", "Job", "RunSummary", "default_workers", "plan_jobs", "run_images"]
+__all__ += ["run_image_job"]
 
 log = logging.getLogger(__name__)
 
@@ -381,3 +382,21 @@ def run_images(
 ) -> RunSummary:
     """Process ``jobs`` with ``config``; see :class:`ImageRunner`."""
     return ImageRunner(config).run(jobs, progress)
+
+
+def run_image_job(
+    src: Path,
+    dst: Path,
+    config: RunConfig,
+    *,
+    pipeline: Pipeline | None = None,
+    edits: EditList | None = None,
+) -> FileOutcome:
+    """One image file as a job, the image counterpart of
+    :func:`veil.video.job.run_video_job`: read, anonymize (with ``edits``, an edit list
+    for this image, :mod:`veil.edits`), write ``dst`` atomically and, with
+    ``config.output.report``, ``DST.audit.json``. An existing ``dst`` is ``skipped``
+    unless ``config.output.overwrite``; every error is a ``failed`` outcome with nothing
+    written. ``pipeline`` (built from ``config`` when ``None``) may be shared."""
+    runner = ImageRunner(config, pipeline, edits=None if edits is None else {src: edits})
+    return runner.process(Job(src, dst))
