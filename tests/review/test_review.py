@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from veil.cli import main
 from veil.errors import InputError
@@ -100,6 +101,13 @@ def test_missing_inputs_are_clear_errors(tmp_path: Path) -> None:
         VideoReview.prepare(tmp_path / "missing.mp4")
     with pytest.raises(InputError, match="no image files"):
         PhotoReview.prepare(tmp_path)
+    clip = make_video(tmp_path / "clip.mp4", frames=3, audio=False)
+    with pytest.raises(InputError, match="replace the video"):
+        VideoReview.prepare(clip, output=clip)
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "photos" / "a.png")
+    with pytest.raises(InputError, match="must not be inside"):
+        PhotoReview.prepare(tmp_path / "photos", output=tmp_path / "photos" / "out")
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
     result = CliRunner().invoke(main, ["review", str(broken), "--work-dir", str(tmp_path / "w")])

@@ -71,12 +71,15 @@ class PhotoReview:
         ]
         settings = {"run": config.to_dict(), "files": stamp, "veil": __version__}
         work = work_folder(folder, settings, work)
+        output = output or folder.with_name(f"{folder.name}_anonymized")
+        if output.resolve().is_relative_to(folder.resolve()):
+            raise InputError(f"{output}: the output folder must not be inside {folder}")
         if not (work / "photos.json").is_file():
             _analyse(folder, files, work, config, progress)
         return cls(
             folder,
             work=work,
-            output=output or folder.with_name(f"{folder.name}_anonymized"),
+            output=output,
             edits=edits or default_edits_path(folder),
             config=config,
         )

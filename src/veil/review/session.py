@@ -120,12 +120,15 @@ class VideoReview:
         config, video = config or RunConfig(), video or VideoConfig()
         settings = {"run": config.to_dict(), "video": _tracking(video), "veil": __version__}
         work = work_folder(source, settings, work)
+        output = output or default_video_target(source)
+        if output.resolve() == source.resolve():
+            raise InputError(f"{output}: the output would replace the video under review")
         if not (work / "review.json").is_file():
             _analyse(source, work, config, video, progress)
         return cls(
             source,
             work=work,
-            output=output or default_video_target(source),
+            output=output,
             edits=edits or default_edits_path(source),
             config=config,
             video=video,
