@@ -132,3 +132,61 @@ def test_review_page_adds_removes_and_renders(serve: Any, tmp_path: Path) -> Non
 
 def _centre(box: list[float]) -> tuple[float, float]:
     return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+
+
+def test_review_page_on_a_photo_folder(serve: Any, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from factories import face_on_canvas
+    from veil.review import PhotoReview
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    image, box = face_on_canvas()
+    Image.fromarray(image).save(folder / "face.png")
+    noise = np.random.default_rng(3).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(folder / "empty.png")
+    session = PhotoReview.prepare(folder, work=tmp_path / "work", output=tmp_path / "out")
+    artifacts = Path(os.environ.get("VEIL_ARTIFACTS") or tmp_path)
+    artifacts.mkdir(parents=True, exist_ok=True)
+    profile = tmp_path / "profile"
+    with (
+        serve(ServiceSettings(work_dir=tmp_path), session) as (url, _),
+        sync_api.sync_playwright() as p,
+    ):
+        browser = p.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=str(CHROMIUM),
+            args=ARGS,
+            viewport={"width": 1280, "height": 900},
+        )
+        try:
+            page = browser.new_page()
+            page.goto(f"{url}/review")  # loopback without a token
+            sync_api.expect(page.locator("#status")).to_have_text("Ready.", timeout=20_000)
+            thumbs = page.locator(".thumb")
+            sync_api.expect(thumbs).to_have_count(2)
+            sync_api.expect(thumbs.first).to_contain_text("empty.png")  # flagged: no face
+            sync_api.expect(thumbs.first).to_have_class("thumb flagged current")
+            x0, y0 = canvas_point(page, 20, 20)
+            x1, y1 = canvas_point(page, 120, 120)
+            page.mouse.move(x0, y0)
+            page.mouse.down()
+            page.mouse.move(x1, y1, steps=5)
+            page.mouse.up()
+            page.click("#add-face")
+            thumbs.nth(1).click()  # switching photos saves the edits of this one
+            sync_api.expect(page.locator("#frame")).to_have_attribute("data-index", "1")
+            page.screenshot(path=str(artifacts / "review-photos.png"), full_page=True)
+            page.click("#render")
+            page.locator("#download[href]").wait_for(timeout=60_000)
+        finally:
+            browser.close()
+    assert (tmp_path / "photos.edits" / "empty.png.edits.json").is_file()
+    out_empty = np.asarray(Image.open(tmp_path / "out" / "empty.png")).astype(int)
+    assert np.abs(out_empty - noise)[30:110, 30:110].mean() > 10  # the drawn box
+    assert np.abs(out_empty - noise)[:, 200:].max() == 0
+    out_face = np.asarray(Image.open(tmp_path / "out" / "face.png")).astype(int)
+    x0, y0, x1, y1 = box.astype(int)
+    assert np.abs(out_face - image)[y0:y1, x0:x1].mean() > 10  # detected face anonymized
+    shutil.rmtree(profile, ignore_errors=True)

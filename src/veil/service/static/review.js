@@ -421,6 +421,7 @@ async function start() {
   if (S.kind === "photos") {
     S.photos = (await json("/api/review/photos")).photos;
     document.body.classList.add("photos");
+    document.querySelector("label[for=frame-no]").textContent = "Photo";
     await buildGrid();
     $("frame-no").max = S.photos.length - 1;
     $("frame-count").textContent = "";
