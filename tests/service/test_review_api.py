@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -210,7 +210,12 @@ def test_render_reports_progress_and_gives_the_same_bytes_as_the_cli(
 
 def test_render_job_runs_one_at_a_time() -> None:
     job, release = RenderJob(), threading.Event()
-    assert job.start(lambda progress: None)
+
+    def work(progress: Callable[[float], None]) -> None:
+        progress(0.5)
+        release.wait(10)
+
+    assert job.start(work)
     assert not job.start(lambda progress: None)  # refused while running
     time.sleep(0.1)
     assert job.describe()["progress"] == 0.5
