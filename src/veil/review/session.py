@@ -154,15 +154,29 @@ class VideoReview:
         return self._timeline
 
     def _build_timeline(self) -> dict[str, Any]:
-        """Per frame: faces, lowest detection score (``null``: none detected) and boxes
-        that are not detections (predicted or back-filled); the thumbnail strip layout."""
+        """Per frame: faces, the lowest confidence among them (``null``: none) and how
+        many are tracker predictions not confirmed lately; the thumbnail strip layout.
+
+        A predicted box carries its track's last detection score for ``detect_every``
+        frames (speed mode detects only every N frames; that is not doubt); older
+        predictions count as ``tracked``, not as a score."""
         counts, scores, tracked = [], [], []
+        last: dict[int, tuple[int, float]] = {}  # track -> (frame, score) of its last box
         for rec in self.frames:
-            faces = rec.get("faces", [])
-            detected = [f["score"] for f in faces if f.get("source", "detected") == "detected"]
-            counts.append(len(faces))
-            scores.append(round(min(detected), 3) if detected else None)
-            tracked.append(len(faces) - len(detected))
+            index, here, unsure = int(rec["index"]), [], 0
+            for face in rec.get("faces", []):
+                track = face.get("track_id")
+                if face.get("source", "detected") != "predicted":
+                    here.append(face["score"])
+                    if track is not None:
+                        last[track] = (index, face["score"])
+                elif track in last and index - last[track][0] <= self.video.detect_every:
+                    here.append(last[track][1])
+                else:
+                    unsure += 1
+            counts.append(len(rec.get("faces", [])))
+            scores.append(round(min(here), 3) if here else None)
+            tracked.append(unsure)
         i = self.info
         return {
             "frames": i.frames,
