@@ -119,3 +119,27 @@ def test_review_is_a_command() -> None:
     result = CliRunner().invoke(main, ["review", "--help"])
     assert result.exit_code == 0
     assert "--edits" in result.output and "--open" in result.output
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
+def test_the_command_prepares_and_serves_with_serves_token_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    pytest.importorskip("uvicorn", reason="the review page needs the 'serve' extra")
+    served: list[Any] = []
+    monkeypatch.setattr("veil.service.server.run", lambda *a: served.append(a))
+    monkeypatch.delenv("VEIL_TOKEN", raising=False)
+    clip = make_video(tmp_path / "clip.mp4", frames=10, audio=False)
+    args = ["review", str(clip), "--host", host, "--port", "8123", "--work-dir", str(tmp_path)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    ((app, bound, port),) = served
+    assert (bound, port) == (host, 8123)
+    token = app.state.service.settings.token
+    paths = {getattr(r, "path", "") for r in app.routes}
+    assert {"/review", "/api/review/timeline", "/api/review/edits"} <= paths
+    assert list(tmp_path.glob("*/review.json"))  # analysed before serving
+    if host == "127.0.0.1":
+        assert token is None and "http://127.0.0.1:8123/review\n" in result.output
+    else:  # off loopback: a token is generated, printed once, carried by the page URL
+        assert token and f"/review#token={token}" in result.output
