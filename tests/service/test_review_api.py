@@ -293,6 +293,12 @@ def test_photo_folder_review(serve: Any, photos: Path, tmp_path: Path) -> None:
         assert wait_render(c)[-1]["status"] == "done"
         one = c.get("/api/review/render/result", headers=AUTH, params={"item": face_k})
         assert one.status_code == 200
+    edits = photos.parent / "photos.edits" / "sub" / "b_empty.png.edits.json"
+    cli_out = tmp_path / "cli.png"
+    args = ["anonymize", str(photos / "sub" / "b_empty.png"), "--edits", str(edits)]
+    result = CliRunner().invoke(main, [*args, "-o", str(cli_out), "-q"])
+    assert result.exit_code == 0, result.output
+    assert cli_out.read_bytes() == (out / "sub" / "b_empty.png").read_bytes()  # same bytes
     empty_out = np.asarray(Image.open(out / "sub" / "b_empty.png")).astype(int)
     noise = np.asarray(Image.open(photos / "sub" / "b_empty.png")).astype(int)
     assert np.abs(empty_out - noise)[30:110, 30:110].mean() > 10  # the drawn box
