@@ -256,3 +256,79 @@ def test_cli_and_run_video_job_give_the_same_bytes(
     outcome = run_video_job(src, tmp_path / "api.mp4", RunConfig(), quiet=True, edits=edits)
     assert outcome.status == "done"
     assert file_sha256(tmp_path / "cli.mp4") == file_sha256(tmp_path / "api.mp4")
+
+
+def test_following_can_run_first_with_its_own_progress(
+    clip: tuple[Path, list[list[float]]], pipelines: dict[str, Pipeline], tmp_path: Path
+) -> None:
+    from veil.video.edits import prepare_edits
+
+    src, boxes = clip
+    edits = EditList.from_dict(
+        {
+            "version": 1,
+            "add": [
+                {"frames": [2, 12], "box": boxes[6], "at": 6},
+                {"frames": [0, 3], "box": boxes[0], "track": False},
+                {"frames": [9, 15], "box": boxes[9]},
+            ],
+        }
+    )
+    seen: list[tuple[int, int]] = []
+    prepared = prepare_edits(src, edits, pipelines["blind"], progress=lambda *a: seen.append(a))
+    assert seen == [(k, 16) for k in range(1, 17)]  # (12 - 2) + (15 - 9) frames followed
+    assert sorted(prepared.tracks) == [0, 2] and prepared == edits
+    assert prepare_edits(src, prepared, pipelines["blind"]) is prepared  # not followed again
+    for name, listed in (("raw.mp4", edits), ("prepared.mp4", prepared)):
+        anonymize_video(
+            src, tmp_path / name, RunConfig(), pipeline=pipelines["blind"], edits=listed
+        )
+    assert file_sha256(tmp_path / "raw.mp4") == file_sha256(tmp_path / "prepared.mp4")
+
+
+def test_veil_anonymize_takes_edits_for_one_video(
+    clip: tuple[Path, list[list[float]]], tmp_path: Path
+) -> None:
+    from veil.cli import main
+
+    src, boxes = clip
+    edits = tmp_path / "edits.json"
+    edits.write_text(json.dumps({"version": 1, "remove": [{"frames": [0, 5], "box": boxes[2]}]}))
+    out = tmp_path / "out.mp4"
+    args = ["anonymize", src, "-o", out, "--edits", edits, "-q"]
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    change = face_change(src, out, _face_boxes(src))
+    assert max(change[:6]) < UNCHANGED and min(change[6:]) > CHANGED
+
+
+def test_several_tracked_adds_share_one_decode_and_give_the_same_boxes(
+    clip: tuple[Path, list[list[float]]], pipelines: dict[str, Pipeline], monkeypatch: Any
+) -> None:
+    import veil.video.edits as module
+
+    src, boxes = clip
+    adds = [
+        {"frames": [0, 9], "box": boxes[4], "at": 4},
+        {"frames": [5, 15], "box": boxes[15], "at": 15},
+    ]
+    one_by_one = [
+        resolve_tracked_adds(
+            src, EditList.from_dict({"version": 1, "add": [a]}), pipelines["blind"]
+        )[0]
+        for a in adds
+    ]
+    decodes: list[tuple[int, int]] = []
+    frames = module._frames
+
+    def counted(path: Path, first: int, last: int) -> Any:
+        decodes.append((first, last))
+        return frames(path, first, last)
+
+    monkeypatch.setattr(module, "_frames", counted)
+    together = resolve_tracked_adds(
+        src, EditList.from_dict({"version": 1, "add": adds}), pipelines["blind"]
+    )
+    assert decodes == [(0, 15)]  # both ranges' frames in one pass
+    assert together == {0: one_by_one[0], 1: one_by_one[1]}
+    assert sorted(together[1]) == list(range(5, 16))

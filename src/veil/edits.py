@@ -34,6 +34,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -218,8 +219,10 @@ class EditList:
             ("methods", self.methods),
         )
         for kind, entries in groups:
-            live = [(i, e) for i, e in enumerate(entries) if e.covers(frame)]
-            if not live or not n:
+            if not n:
+                break
+            live = [(i, entries[i]) for i in self._covering(kind, frame)]
+            if not live:
                 continue
             iou = box_iou(faces.xyxy, np.array([e.box for _, e in live], np.float32))
             for row in np.flatnonzero((iou >= IOU).any(axis=1) & ~gone):
@@ -246,12 +249,12 @@ class EditList:
     def _added(self, frame: int, like: Faces, shape: tuple[int, int]) -> Faces:
         """The add boxes of ``frame`` as faces with the fields of ``like``."""
         boxes, names, methods = [], [], []
-        for i, entry in enumerate(self.add):
+        for i in self._covering("add", frame):
             box = self.add_box(i, frame)
             if box is not None:
                 boxes.append(box)
                 names.append(f"add[{i}]")
-                methods.append(entry.method)
+                methods.append(self.add[i].method)
         if not boxes:
             return Faces.empty()
         data: dict[str, Any] = {key: [None] * len(boxes) for key in like.data}
@@ -264,6 +267,23 @@ class EditList:
             data=data,
         )
         return added.clip(shape)
+
+    def _covering(self, kind: str, frame: int) -> list[int]:
+        """Indices of the ``kind`` entries whose range holds ``frame``, in file order (one
+        vectorized test, so lists of thousands of entries stay cheap per frame)."""
+        ranges = self._ranges[kind]
+        return np.flatnonzero((ranges[:, 0] <= frame) & (ranges[:, 1] >= frame)).tolist()
+
+    @cached_property
+    def _ranges(self) -> dict[str, np.ndarray]:
+        def ranges(entries: Sequence[AddEdit | RemoveEdit | MethodEdit]) -> np.ndarray:
+            return np.array([e.frames for e in entries], np.int64).reshape(-1, 2)
+
+        return {
+            "add": ranges(self.add),
+            "remove": ranges(self.remove),
+            "methods": ranges(self.methods),
+        }
 
     def check_media(
         self, *, width: int, height: int, frame_count: int | None, source: str | None = None

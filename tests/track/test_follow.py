@@ -86,3 +86,27 @@ def test_following_is_deterministic(detector: Pipeline) -> None:
         follower = BoxFollower(detector.detect_window, images[0], tuple(boxes[0]))
         runs.append([follower.step(image) for image in images[1:]])
     assert runs[0] == runs[1]
+
+
+def test_a_face_coming_back_shrinks_the_grown_box_to_it_again(detector: Pipeline) -> None:
+    images, boxes = frames(4, step=2)
+    follower = BoxFollower(detector.detect_window, images[0], tuple(boxes[0]))
+    follower.step(images[1])
+    flat = np.full_like(images[0], 128)  # the face is hidden for 10 frames
+    grown = [follower.step(flat) for _ in range(10)]
+    assert _iou(grown[-1], boxes[1]) < 0.5  # the box grew while the face was gone
+    back = follower.step(images[3])
+    assert _iou(back, boxes[3]) > 0.8
+
+
+def test_the_template_follows_a_face_that_grows(detector: Pipeline) -> None:
+    """A face walking toward the camera (2% larger each frame): without the detector, the
+    box must grow with it (one template size would keep the first size)."""
+    shots = [
+        face_on_canvas(scale=0.5 * 1.02**i, offset=(60, 10), canvas=(300, 400)) for i in range(25)
+    ]
+    follower = BoxFollower(blind, shots[0][0], tuple(shots[0][1]))
+    for image, box in shots[1:]:
+        got = follower.step(image)
+        assert _iou(got, box) > 0.8
+    assert (got[2] - got[0]) > 1.4 * (shots[0][1][2] - shots[0][1][0])

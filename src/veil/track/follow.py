@@ -7,10 +7,11 @@ backward in time), finds where it went:
    box: a face whose centre lies in the box, of a plausible size, moves the box with
    it (keeping the drawn box's offset and size relative to the face, learned the first
    time a face is found);
-2. else template matching of the box's grey content (normalized cross-correlation,
-   searched half a box size around it, at most :data:`TEMPLATE_SIDE` px): a face the
-   detector cannot see at all (profile, motion blur, below its threshold) is followed by
-   its appearance;
+2. else template matching of the box's grey content where it was drawn or last
+   detected (normalized cross-correlation >= :data:`MIN_MATCH`, searched half a box size
+   around the box at three sizes, :data:`SCALES`, at most :data:`TEMPLATE_SIDE` px): a
+   face the detector cannot see at all (profile, motion blur, below its threshold) is
+   followed by its appearance;
 3. else the box stays where it was and grows by :data:`GROWTH` per frame, to at most
    :data:`MAX_GROWTH` times its last found size (never smaller than before).
 
@@ -28,7 +29,7 @@ from veil.io.yuv import YUV420
 from veil.track.search import search_windows
 from veil.types import Faces
 
-__all__ = ["GROWTH", "MAX_GROWTH", "MIN_MATCH", "TEMPLATE_SIDE", "BoxFollower"]
+__all__ = ["GROWTH", "MAX_GROWTH", "MIN_MATCH", "SCALES", "TEMPLATE_SIDE", "BoxFollower"]
 
 GROWTH = 1.05
 """Growth of a box per frame while its face is lost (the tracker's rule)."""
@@ -36,6 +37,9 @@ MAX_GROWTH = 2.0
 """A lost box grows to at most this times its last found size."""
 MIN_MATCH = 0.6
 """Normalized cross-correlation a template match needs to count as found."""
+SCALES = (1 / 1.04, 1.0, 1.04)
+"""Sizes, relative to the box's last found size, the template is matched at on each frame
+(a face walking toward or away from the camera)."""
 TEMPLATE_SIDE = 48
 """Templates are matched at most this many pixels on their longer side."""
 
@@ -70,7 +74,10 @@ class BoxFollower:
         self.box = np.asarray(box, np.float64)
         self.found_size = self.box[2:] - self.box[:2]  # size when last found
         self.relation: np.ndarray | None = None  # box relative to its face, once seen
-        self.template = self._cut(_grey(image), self.box)
+        self.template: np.ndarray | None = None
+        self.template_box = self.box  # the box the template was cut from
+        self.template_at = np.zeros(2)  # the template's corner in that box
+        self._cut(_grey(image), self.box)
         face = self._face_near(image)
         if face is not None:
             self.relation = _relation(self.box, face)
@@ -83,8 +90,11 @@ class BoxFollower:
             if self.relation is None:
                 self.relation = _relation(self.box, face)
             self._found(_apply(self.relation, face), grey)
-        elif (moved := self._match(grey)) is not None:
-            self.box = moved  # same size: the template is matched at one scale
+        elif (box := self._match(grey)) is not None:
+            # the template stays: renewed on every match, it would drift and never
+            # change size (a face grows ~1% a frame, less than one scale step)
+            self.box = box
+            self.found_size = box[2:] - box[:2]
         else:
             centre = (self.box[:2] + self.box[2:]) / 2
             size = np.minimum((self.box[2:] - self.box[:2]) * GROWTH, self.found_size * MAX_GROWTH)
@@ -96,9 +106,7 @@ class BoxFollower:
     def _found(self, box: np.ndarray, grey: np.ndarray) -> None:
         self.box = box
         self.found_size = box[2:] - box[:2]
-        template = self._cut(grey, box)
-        if template is not None:
-            self.template = template
+        self._cut(grey, box)
 
     def _face_near(self, image: Image) -> np.ndarray | None:
         """The detected face belonging to the box: its centre inside the box, its size
@@ -112,7 +120,10 @@ class BoxFollower:
         b = self.box
         # where the face should be, from the box (the box itself until a face was seen)
         expected = b if self.relation is None else _unapply(self.relation, b)
-        e_centre, e_size = (expected[:2] + expected[2:]) / 2, (expected[2:] - expected[:2]).mean()
+        e_centre = (expected[:2] + expected[2:]) / 2
+        # the face's size when last found (a lost box grows; the face did not)
+        found = self.found_size if self.relation is None else self.found_size / self.relation[2:]
+        e_size = float(found.mean())
         inside = np.all((centres >= b[:2]) & (centres <= b[2:]), axis=1)
         plausible = (sizes >= 0.5 * e_size) & (sizes <= 1.6 * e_size)
         if self.relation is None:  # a drawn box may be looser than the face it holds
@@ -123,41 +134,50 @@ class BoxFollower:
         dist = np.linalg.norm(centres[ok] - e_centre, axis=1)
         return np.asarray(xyxy[ok[int(np.argmin(dist))]])
 
-    def _cut(self, grey: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+    def _cut(self, grey: np.ndarray, box: np.ndarray) -> None:
+        """Take the box's grey content (clipped to the frame) as the template."""
         x0, y0, x1, y1 = _int_box(box, grey.shape[:2])
         if x1 - x0 < 4 or y1 - y0 < 4:
-            return None
-        return np.ascontiguousarray(grey[y0:y1, x0:x1])
+            return
+        self.template = np.ascontiguousarray(grey[y0:y1, x0:x1])
+        self.template_box = box
+        self.template_at = np.array([x0, y0], np.float64) - box[:2]  # its corner in the box
 
     def _match(self, grey: np.ndarray) -> np.ndarray | None:
-        """The box moved to where its template matches best nearby, or ``None``."""
+        """The box where the template matches best within half a box around it, at
+        :data:`SCALES` of the box's current size; ``None`` below :data:`MIN_MATCH`."""
         if self.template is None:
             return None
         th, tw = self.template.shape
         bw, bh = self.box[2] - self.box[0], self.box[3] - self.box[1]
         area = self.box + np.array([-bw / 2, -bh / 2, bw / 2, bh / 2])
         x0, y0, x1, y1 = _int_box(area, grey.shape[:2])
-        if x1 - x0 < tw or y1 - y0 < th:
+        k = min(1.0, TEMPLATE_SIDE / max(th, tw))  # work at most TEMPLATE_SIDE px
+        region = grey[y0:y1, x0:x1]
+        if k < 1.0:
+            region = cv2.resize(region, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
+        # the face's size relative to the template: from where it was last found (a lost
+        # box grows, its face does not)
+        cut = self.template_box[2:] - self.template_box[:2]
+        now = float(np.sqrt(np.prod(self.found_size) / np.prod(cut)))
+        best: tuple[float, float, int, int] | None = None
+        for f in (now * step for step in SCALES):
+            size = (round(tw * f * k), round(th * f * k))
+            if min(size) < 4 or size[0] > region.shape[1] or size[1] > region.shape[0]:
+                continue
+            template = cv2.resize(self.template, size, interpolation=cv2.INTER_AREA)
+            if float(template.std()) < 2.0:  # a flat patch matches anywhere
+                continue
+            score = cv2.matchTemplate(region, template, cv2.TM_CCOEFF_NORMED)
+            _, value, _, (mx, my) = cv2.minMaxLoc(score)
+            if best is None or value > best[0]:
+                best = (value, f, mx, my)
+        if best is None or not best[0] >= MIN_MATCH:
             return None
-        scale = min(1.0, TEMPLATE_SIDE / max(th, tw))
-        region, template = grey[y0:y1, x0:x1], self.template
-        if scale < 1.0:
-            region = cv2.resize(region, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            size = (max(1, round(tw * scale)), max(1, round(th * scale)))
-            template = cv2.resize(template, size, interpolation=cv2.INTER_AREA)
-        if region.shape[0] < template.shape[0] or region.shape[1] < template.shape[1]:
-            return None
-        if float(template.std()) < 2.0:  # a flat patch matches anywhere
-            return None
-        score = cv2.matchTemplate(region, template, cv2.TM_CCOEFF_NORMED)
-        _, best, _, (mx, my) = cv2.minMaxLoc(score)
-        if not best >= MIN_MATCH:
-            return None
-        nx0, ny0 = x0 + mx / scale, y0 + my / scale
-        # the template was cut from the box clipped to the frame: keep that offset
-        cx0, cy0, _, _ = _int_box(self.box, grey.shape[:2])
-        dx, dy = nx0 - cx0, ny0 - cy0
-        return np.asarray(self.box + np.array([dx, dy, dx, dy]))
+        _, f, mx, my = best
+        corner = np.array([x0 + mx / k, y0 + my / k]) - self.template_at * f
+        box_size = (self.template_box[2:] - self.template_box[:2]) * f
+        return np.concatenate([corner, corner + box_size])
 
 
 def _relation(box: np.ndarray, face: np.ndarray) -> np.ndarray:
