@@ -299,6 +299,7 @@ def _register_commands() -> None:
     from veil.commands.eval_more import video as video_eval
     from veil.commands.live import live
     from veil.commands.report import report
+    from veil.commands.review import review
     from veil.commands.rgbd import rgbd_command, synth_group
     from veil.commands.serve import serve
     from veil.commands.video import video
@@ -308,6 +309,7 @@ def _register_commands() -> None:
     commands = (video, live, batch, eval_group, report, rgbd_command, synth_group, serve, doctor)
     for command in commands:
         main.add_command(command)
+    main.add_command(review)
 
 
 _register_commands()

@@ -17,9 +17,10 @@ from veil.service import ServiceSettings, create_app  # noqa: E402
 
 
 @contextlib.contextmanager
-def running(settings: ServiceSettings) -> Iterator[tuple[str, Any]]:
-    """``(base URL, app)`` of a server for ``settings``; stopped (and cleaned) afterwards."""
-    app = create_app(settings)
+def running(settings: ServiceSettings, review: Any = None) -> Iterator[tuple[str, Any]]:
+    """``(base URL, app)`` of a server for ``settings`` (and a ``veil review`` session);
+    stopped (and cleaned) afterwards."""
+    app = create_app(settings, review=review)
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="veil-test-server", daemon=True)

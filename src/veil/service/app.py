@@ -59,6 +59,7 @@ __all__ = ["Service", "create_app"]
 log = logging.getLogger(__name__)
 
 _STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
+_STATIC |= {"review.js": "text/javascript", "review.css": "text/css"}  # veil review
 _MEDIA = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 _MEDIA |= {"TIFF": "image/tiff", "BMP": "image/bmp", "GIF": "image/gif"}
 
@@ -115,9 +116,11 @@ class Service:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+def create_app(settings: ServiceSettings | None = None, *, review: Any = None) -> FastAPI:
     """The veil HTTP service for ``settings``. Its private work folder is created now and
-    removed, with every upload and result, when the app shuts down (lifespan)."""
+    removed, with every upload and result, when the app shuts down (lifespan).
+    ``review``: a :mod:`veil.review` session; its page and routes are added
+    (:mod:`veil.service.review`, ``veil review``)."""
     svc = Service(settings or ServiceSettings())
     svc.start()
 
@@ -138,6 +141,10 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.service = svc
     _install_error_handlers(app)
     _add_routes(app, svc)
+    if review is not None:
+        from veil.service.review import add_review_routes
+
+        add_review_routes(app, review, _auth(svc.settings), _static)
     app.add_middleware(
         Guard, settings=svc.settings, job_places=svc.places, work_folder=lambda: svc.root
     )
@@ -175,7 +182,7 @@ def _add_routes(app: FastAPI, svc: Service) -> None:
     detector_names = list(s.detectors or DETECTORS.names())
     Method, Detector, Mask = option_enums(service_methods(), detector_names, MASK_SHAPES)
     d = s.config
-    auth = [Depends(_bearer_dependency(s.token))] if s.token else []
+    auth = _auth(s)
 
     method0, mask0, detector0 = (
         Method(d.anonymizer.method),
@@ -311,6 +318,10 @@ def _add_routes(app: FastAPI, svc: Service) -> None:
         if not svc.jobs.delete(job_id):
             raise ApiError(404, "not_found", "no such job")
         return Response(status_code=204)
+
+
+def _auth(s: ServiceSettings) -> list[Any]:
+    return [Depends(_bearer_dependency(s.token))] if s.token else []
 
 
 def _chunks(handle: BinaryIO) -> Iterator[bytes]:

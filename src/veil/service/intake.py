@@ -80,6 +80,7 @@ def error_body(
 
 
 _OPEN_PATHS = frozenset({"/", "/api/health", "/static/app.js", "/static/style.css"})
+_OPEN_PATHS |= {"/review", "/static/review.js", "/static/review.css"}  # veil review's page
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
