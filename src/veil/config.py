@@ -136,6 +136,14 @@ class RunConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
     workers: int = 0
     consent: ConsentConfig = field(default_factory=ConsentConfig)
+    # what is anonymized around each face: "face", "head" or "person" (veil.target)
+    target: str = "face"
+
+    def __post_init__(self) -> None:
+        if self.target not in ("face", "head", "person"):
+            raise ConfigError(
+                f"unknown target {self.target!r}; choose one of: ('face', 'head', 'person')"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (for audit files and settings files); ``consent`` only
@@ -153,6 +161,8 @@ class RunConfig:
         result: dict[str, Any] = plain(self)
         if not self.consent.active:  # everyone anonymized: settings (and hashes) as before
             del result["consent"]
+        if self.target == "face":  # the default: settings (and hashes) as before
+            del result["target"]
         return result
 
     @classmethod

@@ -21,6 +21,7 @@ from veil.types import Faces, check_image
 
 if TYPE_CHECKING:
     from veil.consent import ConsentList
+    from veil.target import Target
 
 __all__ = ["Pipeline", "Result"]
 
@@ -58,12 +59,14 @@ class Pipeline:
         *,
         work_pixels: int = WORK_PIXELS,
         consent: ConsentList | None = None,
+        target: Target | None = None,
     ) -> None:
         self.detector = detector
         self.anonymizer = anonymizer
         self.masker = masker or Masker()
         self.work_pixels = work_pixels
         self.consent = consent
+        self.target = target  # None: the masker's shape around each face
 
     @classmethod
     def from_config(cls, config: RunConfig, *, detector: Detector | None = None) -> Pipeline:
@@ -81,6 +84,10 @@ class Pipeline:
             from veil.consent import ConsentList
 
             pipeline.consent = ConsentList.from_config(config.consent, pipeline.detect)
+        if config.target != "face":
+            from veil.target import make_target
+
+            pipeline.target = make_target(config.target)
         return pipeline
 
     def detect(self, image: np.ndarray) -> Faces:
@@ -114,7 +121,7 @@ class Pipeline:
 
     def anonymize(self, image: np.ndarray, faces: Faces) -> Result:
         """Anonymize ``faces`` (already detected or tracked) in ``image``."""
-        regions = self.masker.regions(faces, image.shape)
+        regions = self._regions(lambda: image, faces, image.shape)
         try:
             out = self.anonymizer.apply(image, regions)
         except VeilError:
@@ -131,7 +138,7 @@ class Pipeline:
         area; overlapping areas are merged and each merged crop is anonymized on its own,
         so every face sees the same pixels as in a whole RGB frame.
         """
-        regions = self.masker.regions(faces, frame.shape)
+        regions = self._regions(frame.rgb, faces, frame.shape)
         if not regions:
             return frame
         h, w = frame.height, frame.width
@@ -156,6 +163,20 @@ class Pipeline:
         except Exception as exc:
             raise BackendError(f"anonymizer {self.anonymizer.name!r} failed: {exc}") from exc
 
+    def _regions(
+        self, image: Callable[[], np.ndarray], faces: Faces, shape: tuple[int, ...]
+    ) -> list[Region]:
+        """The masker's regions, or the target's (``--target head|person``): a person
+        target reads the image (``image()``); its failures fail the image (closed)."""
+        if self.target is None:
+            return self.masker.regions(faces, shape)
+        try:
+            return self.target.regions(image, faces, self.masker, shape)
+        except VeilError:
+            raise
+        except Exception as exc:
+            raise BackendError(f"target {self.target.name!r} failed: {exc}") from exc
+
     def process(self, image: np.ndarray) -> Result:
         """Detect and anonymize every face in an RGB ``uint8 (H, W, 3)`` image (but those
         a consent list keeps, see :attr:`Result.kept`)."""
@@ -168,15 +189,19 @@ class Pipeline:
     def describe(self) -> dict[str, Any]:
         """Settings for audit files."""
         m = self.masker
-        return {
-            "veil_version": __version__,
-            "detector": self.detector.describe(),
-            "mask": {
-                "shape": m.shape,
-                "scale": m.scale,
-                "feather": m.feather,
-                "drop": m.drop,
-                "margin": m.margin,
-            },
-            "anonymizer": self.anonymizer.describe(),
-        } | ({"consent": self.consent.describe()} if self.consent is not None else {})
+        return (
+            {
+                "veil_version": __version__,
+                "detector": self.detector.describe(),
+                "mask": {
+                    "shape": m.shape,
+                    "scale": m.scale,
+                    "feather": m.feather,
+                    "drop": m.drop,
+                    "margin": m.margin,
+                },
+                "anonymizer": self.anonymizer.describe(),
+            }
+            | ({"consent": self.consent.describe()} if self.consent is not None else {})
+            | ({"target": self.target.name} if self.target is not None else {})
+        )

@@ -170,6 +170,18 @@ _CONSENT_OPTIONS = [
     ),
 ]
 
+_TARGET_OPTIONS = [
+    click.option(
+        "--target",
+        type=click.Choice(("face", "head", "person")),
+        default=RunConfig().target,
+        show_default=True,
+        help="What to anonymize: the face; the whole head (hair, ears: the face box "
+        "grown, no model); or the whole person (masks from MediaPipe's pose model, found "
+        "in the installed mediapipe wheel; a face no person mask covers is still hidden).",
+    ),
+]
+
 
 def _tracking_options(detect_every: int) -> list[Any]:
     return [
@@ -219,8 +231,10 @@ def detector_options(fn: Any) -> Any:
 
 def pipeline_options(fn: Any) -> Any:
     """Detector options plus method, strength, mask shape/scale/margin/drop, feather, seed,
-    and who is anonymized (``--keep``, ``--only``, their thresholds)."""
-    return stack_options(_DETECTOR_OPTIONS + _MASK_AND_METHOD_OPTIONS + _CONSENT_OPTIONS, fn)
+    who is anonymized (``--keep``, ``--only``, their thresholds) and ``--target``."""
+    return stack_options(
+        _DETECTOR_OPTIONS + _MASK_AND_METHOD_OPTIONS + _CONSENT_OPTIONS + _TARGET_OPTIONS, fn
+    )
 
 
 def detector_config(options: dict[str, Any]) -> DetectorConfig:
@@ -266,4 +280,5 @@ def run_config(
             keep_threshold=options.get("keep_threshold", _CONSENT.keep_threshold),
             only_threshold=options.get("only_threshold", _CONSENT.only_threshold),
         ),
+        target=options.get("target") or RunConfig().target,
     )
