@@ -39,7 +39,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from veil.boxes import box_iou, nms
+from veil.boxes import nms
 from veil.errors import BackendError, InputError, MissingExtraError
 from veil.evaluate.pose_mediapipe import INSTALL_HINT, crop_roi, find_mediapipe_pose_model
 from veil.types import Faces, check_image
@@ -121,6 +121,7 @@ class PersonSegmenter:
         grow: dilation of each mask, as a fraction of the person's box height (>= 2 px).
         detector_score: pose detector score threshold.
         grids: tile grids for the detector (see :meth:`detect_rois`).
+        steps: landmark model passes per region (each re-centres it from the last).
         models: ``(detector, landmark)`` callables replacing the OpenVINO models (tests):
             ``f(x) -> list of outputs`` as the ``.tflite`` files answer.
     """
@@ -130,11 +131,12 @@ class PersonSegmenter:
     def __init__(
         self,
         *,
-        presence: float = 0.5,
+        presence: float = 0.3,
         threshold: float = 0.3,
         grow: float = 0.02,
-        detector_score: float = 0.5,
-        grids: tuple[int, ...] = (2,),
+        detector_score: float = 0.3,
+        grids: tuple[int, ...] = (2, 3),
+        steps: int = 3,
         models: tuple[Model, Model] | None = None,
     ) -> None:
         if models is None:
@@ -147,6 +149,7 @@ class PersonSegmenter:
         self.grow = grow
         self.detector_score = detector_score
         self.grids = grids
+        self.steps = max(1, steps)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -154,6 +157,8 @@ class PersonSegmenter:
             "presence": self.presence,
             "threshold": self.threshold,
             "grow": self.grow,
+            "detector_score": self.detector_score,
+            "grids": list(self.grids),
         }
 
     def segment(self, image_rgb: np.ndarray, seeds: Faces | None = None) -> Faces:
@@ -164,8 +169,7 @@ class PersonSegmenter:
         rois = self.detect_rois(image)
         if seeds is not None:
             rois += [face_roi(b) for b in seeds.xyxy]
-        people = _dedupe([p for r in rois if (p := self._refine(image, r)) is not None])
-        return self._to_faces(people, image.shape[:2])
+        return self._to_faces(self._refine(image, rois), image.shape[:2])
 
     def detect_rois(self, image: np.ndarray) -> list[Roi]:
         """Regions of interest from the pose detector on the whole image and on square
@@ -192,7 +196,7 @@ class PersonSegmenter:
         crop = crop_roi(image, (w / 2, h / 2, side), DETECTOR_SIZE) * 2 - 1
         raw, logits = self.detector(crop[None].astype(np.float32))
         raw = np.asarray(raw, np.float32).reshape(-1, 12)
-        scores = 1 / (1 + np.exp(-np.clip(np.asarray(logits, np.float32).reshape(-1), -60, 60)))
+        scores = _sigmoid(np.asarray(logits, np.float32).reshape(-1))
         keep = np.flatnonzero(scores >= self.detector_score)
         anchors = detector_anchors()[keep]
         kp = raw[keep, 4:8].reshape(-1, 2, 2) / DETECTOR_SIZE + anchors[:, None, :]
@@ -216,29 +220,53 @@ class PersonSegmenter:
         seg = by_size[LANDMARK_SIZE * LANDMARK_SIZE].reshape(LANDMARK_SIZE, LANDMARK_SIZE)
         return landmarks, presence, seg
 
-    def _refine(self, image: np.ndarray, roi: Roi, steps: int = 3) -> _Person | None:
-        for step in range(steps):
-            landmarks, presence, seg = self._landmarks(image, roi)
-            if presence < self.presence:
-                return None
-            if step == steps - 1:
-                break
-            roi = _roi_from_landmarks(landmarks, roi, min(image.shape[:2]))
-        prob = 1 / (1 + np.exp(-np.clip(seg, -60, 60)))
-        return _Person(roi, presence, prob.astype(np.float32))
+    def _refine(self, image: np.ndarray, rois: list[Roi]) -> list[_Person]:
+        """Every region through the landmark model ``steps`` times, re-centred from its
+        landmarks in between; after the first pass, regions that reach the same person are
+        run once (the most present first)."""
+        people: list[_Person] = []
+        for step in range(self.steps):
+            found = []
+            for roi in _distinct(rois) if step else rois:  # the first pass ranks them all
+                landmarks, presence, seg = self._landmarks(image, roi)
+                if presence >= self.presence:
+                    found.append((presence, roi, landmarks, seg))
+            found.sort(key=lambda f: -f[0])
+            if step == self.steps - 1:
+                people = [_Person(roi, pr, _sigmoid(seg)) for pr, roi, _, seg in found]
+            else:
+                side = min(image.shape[:2])
+                rois = [_roi_from_landmarks(lm, roi, side) for _, roi, lm, _ in found]
+        return people
 
     def _to_faces(self, people: list[_Person], hw: tuple[int, int]) -> Faces:
-        masks, boxes, scores = [], [], []
+        """Masks of ``people`` (most present first). A person the same as an earlier one
+        (:func:`_distinct` regions, or a mask lying more than 70% on one earlier mask) is
+        merged into it; a doubtful one (presence under 0.5) whose mask lies more than 30%
+        on earlier people is left out (a second guess at someone already there)."""
+        masks: list[np.ndarray] = []
+        scores: list[float] = []
+        rois = _distinct([p.roi for p in people])
         for p in people:
-            mask = self._mask(p, hw)
-            ys, xs = np.nonzero(mask)
-            if len(ys) == 0:
+            if p.roi not in rois:
                 continue
-            masks.append(mask)
-            boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
-            scores.append(p.presence)
+            mask = self._mask(p, hw)
+            area = int(mask.sum())
+            if area == 0:
+                continue
+            overlaps = [int((mask & m).sum()) / area for m in masks]
+            best = int(np.argmax(overlaps)) if overlaps else -1
+            if best >= 0 and overlaps[best] > 0.7:
+                masks[best] |= mask
+            elif not (p.presence < 0.5 and sum(overlaps) > 0.3):
+                masks.append(mask)
+                scores.append(p.presence)
         if not masks:
             return Faces.empty()
+        boxes = []
+        for m in masks:
+            ys, xs = np.nonzero(m)
+            boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
         return Faces(
             xyxy=np.array(boxes, np.float32),
             scores=np.array(scores, np.float32),
@@ -300,19 +328,19 @@ def _roi_from_landmarks(landmarks: np.ndarray, roi: Roi, min_side: float) -> Roi
     return float(hips[0]), float(hips[1]), new_side
 
 
-def _roi_box(roi: Roi) -> np.ndarray:
-    cx, cy, side = roi
-    return np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], np.float32)
-
-
-def _dedupe(people: list[_Person]) -> list[_Person]:
-    """People whose final regions overlap at IoU >= 0.5 are one: the most present kept."""
-    people = sorted(people, key=lambda p: -p.presence)
-    kept: list[_Person] = []
-    for p in people:
-        if kept:
-            ious = box_iou(_roi_box(p.roi)[None], np.stack([_roi_box(k.roi) for k in kept]))
-            if float(ious.max()) >= 0.5:
-                continue
-        kept.append(p)
+def _distinct(rois: list[Roi]) -> list[Roi]:
+    """``rois`` without those that repeat an earlier one (centres within 15% of the larger
+    side, sides within a third of each other): two people side by side stay two."""
+    kept: list[Roi] = []
+    for cx, cy, side in rois:
+        same = any(
+            np.hypot(cx - kx, cy - ky) < 0.15 * max(side, ks) and 0.75 <= side / ks <= 4 / 3
+            for kx, ky, ks in kept
+        )
+        if not same:
+            kept.append((cx, cy, side))
     return kept
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return (1 / (1 + np.exp(-np.clip(x, -60, 60)))).astype(np.float32)
