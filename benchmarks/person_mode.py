@@ -43,7 +43,7 @@ from veil.pipeline import Pipeline
 from veil.target import PersonTarget
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _machine  # noqa: E402
+import _machine
 
 BINS = ((0, 64, "< 64 px"), (64, 160, "64-160 px"), (160, 1e9, ">= 160 px"))
 
