@@ -109,34 +109,49 @@ def measure(root: Path, segmenter: PersonSegmenter, limit: int | None) -> dict[s
     return result
 
 
-def pose_cost(root: Path, limit: int | None) -> dict[str, dict[str, float]]:
-    """COCO keypoint AP/AR before and after ``--target face`` and ``--target person``."""
+def anonymize_folder(root: Path, target: str, out: Path, ids: list[int], coco) -> None:  # type: ignore[no-untyped-def]
+    """``--target target`` (default method) on the images ``ids``, written to ``out``."""
+    pipe = Pipeline.from_config(RunConfig(target=target))
+    for image_id in ids:
+        name = coco.imgs[image_id]["file_name"]
+        write_image(out / name, pipe.process(read_image(root / "val2017" / name).image).image)
+
+
+def utility_and_bodies(
+    root: Path, limit: int | None
+) -> tuple[dict[str, dict[str, float]], dict[str, object]]:
+    """COCO keypoint AP/AR and body linkage before and after ``--target face`` and
+    ``--target person``: the utility cost and the privacy gain of hiding whole people."""
+    from veil.evaluate.body_reid import body_crops, body_linkage
     from veil.evaluate.pose import evaluate_pose
     from veil.evaluate.pose_mediapipe import MediaPipePoseEstimator
 
     annotations = root / "annotations" / "person_keypoints_val2017.json"
     coco = _coco(annotations)
     estimator = MediaPipePoseEstimator()
-    out: dict[str, dict[str, float]] = {}
+    pose: dict[str, dict[str, float]] = {}
+    bodies: dict[str, object] = {}
     ids = sorted(coco.getImgIds())[:limit]
     for target in ("face", "person"):
-        pipe = Pipeline.from_config(RunConfig(target=target))
         with tempfile.TemporaryDirectory() as tmp:
-            for image_id in ids:
-                name = coco.imgs[image_id]["file_name"]
-                result = pipe.process(read_image(root / "val2017" / name).image)
-                write_image(Path(tmp) / name, result.image)
+            anonymize_folder(root, target, Path(tmp), ids, coco)
             report = evaluate_pose(estimator, annotations, root / "val2017", tmp, limit=limit)
-        out["original"] = report.before
-        out[f"--target {target}"] = report.after
-    return out
+            crops = body_crops(root / "val2017", tmp, person_boxes=annotations, limit=limit)
+            if "original" not in bodies:
+                bodies["original"] = body_linkage(crops.originals, crops.originals)
+            bodies[f"--target {target}"] = body_linkage(crops.anonymized, crops.originals)
+        pose["original"] = report.before
+        pose[f"--target {target}"] = report.after
+    return pose, bodies
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("root", type=Path, help="coco-person-mini folder")
     parser.add_argument("--limit", type=int, default=None, help="first N images")
-    parser.add_argument("--pose", action="store_true", help="also keypoint AP before/after")
+    parser.add_argument(
+        "--pose", action="store_true", help="also keypoint AP and body linkage before/after"
+    )
     parser.add_argument("--threshold", type=float, default=None, help="mask probability")
     parser.add_argument("--grow", type=float, default=None, help="mask dilation (box height)")
     parser.add_argument("--grids", default=None, help="detector tile grids, e.g. 2,3")
@@ -162,12 +177,24 @@ def main() -> None:
         shown = f"{value:.3f}" if isinstance(value, float) else str(value)
         print(f"| {key} | {shown} |")
     if args.pose:
+        pose, bodies = utility_and_bodies(args.root, args.limit)
         print("\n## COCO keypoint AP/AR (MediaPipe pose landmark model, ground-truth boxes)")
         print("| images | AP | AP50 | AR |")
         print("|---|---|---|---|")
-        for name, scores in pose_cost(args.root, args.limit).items():
-            ap, ap50, ar = (scores.get(k, float("nan")) for k in ("AP", "AP50", "AR"))
+        for name, scores in pose.items():
+            ap, ap50, ar = (scores.get(k, float("nan")) for k in ("ap", "ap50", "ar"))
             print(f"| {name} | {ap:.3f} | {ap50:.3f} | {ar:.3f} |")
+        first = next(iter(bodies.values()))
+        print(f"\n## Body linkage: {getattr(first, 'method', '')}")
+        print("COCO person boxes >= 64 px tall; each anonymized crop against all originals")
+        print("| images | people | linkage@1 | linkage mAP | chance | band |")
+        print("|---|---|---|---|---|---|")
+        for name, r in bodies.items():
+            d = r.to_dict()  # type: ignore[attr-defined]
+            print(
+                f"| {name} | {d['people']} | {d['linkage_rank1']:.3f} | "
+                f"{d['linkage_map']:.3f} | {d['chance']:.3f} | {d['band']} |"
+            )
     seconds = time.perf_counter() - started
     print(f"\n# {_machine.describe()}; measured in {seconds:.0f} s")
 

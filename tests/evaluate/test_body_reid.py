@@ -97,7 +97,7 @@ def test_body_crops_from_coco_boxes(tmp_path: Path) -> None:
     assert len(B.body_crops(orig, anon, person_boxes=coco, min_height=200).originals) == 0
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
-    with pytest.raises(InputError, match="bad.json"):
+    with pytest.raises(InputError, match=r"bad\.json"):
         B.body_crops(orig, anon, person_boxes=bad)
 
 
