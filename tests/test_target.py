@@ -31,9 +31,11 @@ class FakeSegmenter:
     def __init__(self, masks: list[np.ndarray]) -> None:
         self.masks = masks
         self.seeds: list[Faces | None] = []
+        self.rois: list[list[Any]] = []
 
-    def segment(self, image: np.ndarray, seeds: Faces | None = None) -> Faces:
+    def segment(self, image: np.ndarray, seeds: Faces | None = None, *, rois: Any = ()) -> Faces:
         self.seeds.append(seeds)
+        self.rois.append(list(rois))
         if not self.masks:
             return Faces.empty()
         boxes = []
@@ -44,6 +46,7 @@ class FakeSegmenter:
             xyxy=np.array(boxes, np.float32),
             scores=np.ones(len(boxes), np.float32),
             masks=np.stack(self.masks),
+            data={"roi": [(float(i), 0.0, 10.0) for i in range(len(boxes))]},
         )
 
 
@@ -85,6 +88,19 @@ def test_person_target_never_hides_less_than_face_mode(
     regions = target.regions(lambda: np.zeros(SHAPE, np.uint8), found, Masker(), SHAPE)
     assert len(regions) == len(masks) + int(face_region_kept)
     assert seg.seeds[-1] is found  # people looked for around the faces
+
+
+def test_a_stream_target_tries_where_people_were_on_the_frame_before() -> None:
+    seg = FakeSegmenter([body(70, 0, 170, 200)])
+    image = np.zeros(SHAPE, np.uint8)
+    stream = T.PersonTarget(seg).for_stream()
+    for _ in range(2):
+        stream.regions(lambda: image, faces(FACE), Masker(), SHAPE)
+    assert seg.rois == [[], [(0.0, 0.0, 10.0)]]
+    still = T.PersonTarget(seg)  # images: each on its own
+    for _ in range(2):
+        still.regions(lambda: image, faces(FACE), Masker(), SHAPE)
+    assert seg.rois[-2:] == [[], []]
 
 
 def test_head_target_covers_hair_and_ears_but_not_the_shoulders() -> None:

@@ -11,7 +11,9 @@ detect (or track) and anonymize stages, so every anonymization method applies to
   every face that the person masks do not cover: never less than ``face`` mode hides.
 
 Person regions are computed on every frame they are asked for (video included), seeded by
-that frame's tracked faces, so a person is never left between two detections.
+that frame's tracked faces and, in a stream (:meth:`PersonTarget.for_stream`, used by
+:class:`~veil.video.pipeline.FrameAnonymizer`), by where people were on the frame before,
+so a person is never left between two detections.
 """
 
 from __future__ import annotations
@@ -107,10 +109,20 @@ class PersonTarget:
 
     name = "person"
 
-    def __init__(self, segmenter: Any = None, *, covered: float = 0.99) -> None:
+    def __init__(
+        self, segmenter: Any = None, *, covered: float = 0.99, remember: bool = False
+    ) -> None:
         self._segmenter = segmenter
         self._lock = threading.Lock()
         self.covered = covered
+        self.remember = remember
+        self._previous: list[tuple[float, float, float]] = []
+
+    def for_stream(self) -> PersonTarget:
+        """A target for one stream of frames, in order: each frame also tries the regions
+        where people were on the frame before (MediaPipe's own tracking), so a person the
+        detector misses for a frame stays hidden. Not thread-safe: one stream, one caller."""
+        return PersonTarget(self._segmenter, covered=self.covered, remember=True)
 
     @property
     def segmenter(self) -> Any:
@@ -122,7 +134,9 @@ class PersonTarget:
     def regions(
         self, image: ImageSource, faces: Faces, masker: Masker, shape: tuple[int, ...]
     ) -> list[Region]:
-        people = self.segmenter.segment(image(), faces)
+        people = self.segmenter.segment(image(), faces, rois=self._previous)
+        if self.remember:
+            self._previous = list(people.data.get("roi", []))
         out = [_person_region(people, i) for i in range(len(people))]
         persons = [r for r in out if r is not None]
         body = union_mask(persons, shape)

@@ -88,6 +88,15 @@ def test_without_seeds_or_detections_there_is_nobody() -> None:
     assert seen == []
 
 
+def test_a_region_from_the_previous_frame_finds_the_person_again() -> None:
+    landmark, _ = _landmark_model()
+    seg = P.PersonSegmenter(models=(_no_detector, landmark))
+    image = np.zeros((300, 300, 3), np.uint8)
+    people = seg.segment(image, rois=[(150.0, 150.0, 200.0)])
+    assert len(people) == 1
+    assert people.data["roi"] == [(150.0, 150.0, 200.0)]  # the fake network keeps it
+
+
 def test_public_names() -> None:
     assert {"PersonSegmenter", "find_pose_detector_model"} <= set(P.__all__)
 

@@ -30,7 +30,7 @@ No rotation: regions are upright squares, as for the evaluation estimator in
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -161,12 +161,15 @@ class PersonSegmenter:
             "grids": list(self.grids),
         }
 
-    def segment(self, image_rgb: np.ndarray, seeds: Faces | None = None) -> Faces:
+    def segment(
+        self, image_rgb: np.ndarray, seeds: Faces | None = None, *, rois: Sequence[Roi] = ()
+    ) -> Faces:
         """Each person in an RGB ``uint8`` image as a row: ``xyxy`` the mask's box,
-        ``scores`` the pose presence, ``masks`` ``bool (n, H, W)``; ``seeds`` are face
-        boxes around which people are also looked for."""
+        ``scores`` the pose presence, ``masks`` ``bool (n, H, W)``, ``data["roi"]`` the
+        final region ``(cx, cy, side)``; ``seeds`` are face boxes around which people are
+        also looked for, ``rois`` regions tried too (the previous frame's, in video)."""
         image = check_image(image_rgb)
-        rois = self.detect_rois(image)
+        rois = [*self.detect_rois(image), *rois]
         if seeds is not None:
             rois += [face_roi(b) for b in seeds.xyxy]
         return self._to_faces(self._refine(image, rois), image.shape[:2])
@@ -246,6 +249,7 @@ class PersonSegmenter:
         on earlier people is left out (a second guess at someone already there)."""
         masks: list[np.ndarray] = []
         scores: list[float] = []
+        kept: list[Roi] = []
         rois = _distinct([p.roi for p in people])
         for p in people:
             if p.roi not in rois:
@@ -261,6 +265,7 @@ class PersonSegmenter:
             elif not (p.presence < 0.5 and sum(overlaps) > 0.3):
                 masks.append(mask)
                 scores.append(p.presence)
+                kept.append(p.roi)
         if not masks:
             return Faces.empty()
         boxes = []
@@ -271,7 +276,7 @@ class PersonSegmenter:
             xyxy=np.array(boxes, np.float32),
             scores=np.array(scores, np.float32),
             masks=np.stack(masks),
-            data={"kind": np.array(["person"] * len(masks))},
+            data={"kind": np.array(["person"] * len(masks)), "roi": kept},
         )
 
     def _mask(self, person: _Person, hw: tuple[int, int]) -> np.ndarray:
