@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from veil.config import RunConfig
+from veil.config import AnonymizerConfig, RunConfig
 from veil.detect.person import PersonSegmenter
 from veil.io.images import read_image, write_image
 from veil.mask import Masker, union_mask
@@ -109,16 +109,19 @@ def measure(root: Path, segmenter: PersonSegmenter, limit: int | None) -> dict[s
     return result
 
 
-def anonymize_folder(root: Path, target: str, out: Path, ids: list[int], coco) -> None:  # type: ignore[no-untyped-def]
-    """``--target target`` (default method) on the images ``ids``, written to ``out``."""
-    pipe = Pipeline.from_config(RunConfig(target=target))
+def anonymize_folder(  # type: ignore[no-untyped-def]
+    root: Path, target: str, method: str, out: Path, ids: list[int], coco
+) -> None:
+    """``--target target -m method`` on the images ``ids``, written to ``out``."""
+    config = RunConfig(target=target, anonymizer=AnonymizerConfig(method=method, seed=0))
+    pipe = Pipeline.from_config(config)
     for image_id in ids:
         name = coco.imgs[image_id]["file_name"]
         write_image(out / name, pipe.process(read_image(root / "val2017" / name).image).image)
 
 
 def utility_and_bodies(
-    root: Path, limit: int | None
+    root: Path, limit: int | None, methods: list[str]
 ) -> tuple[dict[str, dict[str, float]], dict[str, object]]:
     """COCO keypoint AP/AR and body linkage before and after ``--target face`` and
     ``--target person``: the utility cost and the privacy gain of hiding whole people."""
@@ -132,16 +135,20 @@ def utility_and_bodies(
     pose: dict[str, dict[str, float]] = {}
     bodies: dict[str, object] = {}
     ids = sorted(coco.getImgIds())[:limit]
-    for target in ("face", "person"):
+    runs = [("face", m) for m in methods] + [("person", m) for m in methods]
+    for target, method in runs:
+        name = f"--target {target} -m {method}"
         with tempfile.TemporaryDirectory() as tmp:
-            anonymize_folder(root, target, Path(tmp), ids, coco)
+            anonymize_folder(root, target, method, Path(tmp), ids, coco)
             report = evaluate_pose(estimator, annotations, root / "val2017", tmp, limit=limit)
             crops = body_crops(root / "val2017", tmp, person_boxes=annotations, limit=limit)
             if "original" not in bodies:
-                bodies["original"] = body_linkage(crops.originals, crops.originals)
-            bodies[f"--target {target}"] = body_linkage(crops.anonymized, crops.originals)
+                bodies["original"] = body_linkage(
+                    crops.originals, crops.originals, masks=crops.masks
+                )
+            bodies[name] = body_linkage(crops.anonymized, crops.originals, masks=crops.masks)
         pose["original"] = report.before
-        pose[f"--target {target}"] = report.after
+        pose[name] = report.after
     return pose, bodies
 
 
@@ -154,6 +161,7 @@ def main() -> None:
     )
     parser.add_argument("--threshold", type=float, default=None, help="mask probability")
     parser.add_argument("--grow", type=float, default=None, help="mask dilation (box height)")
+    parser.add_argument("--methods", default="gaussian", help="--pose: methods, e.g. a,b")
     parser.add_argument("--grids", default=None, help="detector tile grids, e.g. 2,3")
     parser.add_argument("--detector-score", type=float, default=None)
     parser.add_argument("--presence", type=float, default=None, help="pose presence")
@@ -177,7 +185,8 @@ def main() -> None:
         shown = f"{value:.3f}" if isinstance(value, float) else str(value)
         print(f"| {key} | {shown} |")
     if args.pose:
-        pose, bodies = utility_and_bodies(args.root, args.limit)
+        methods = [m for m in args.methods.split(",") if m]
+        pose, bodies = utility_and_bodies(args.root, args.limit, methods)
         print("\n## COCO keypoint AP/AR (MediaPipe pose landmark model, ground-truth boxes)")
         print("| images | AP | AP50 | AR |")
         print("|---|---|---|---|")
@@ -186,7 +195,10 @@ def main() -> None:
             print(f"| {name} | {ap:.3f} | {ap50:.3f} | {ar:.3f} |")
         first = next(iter(bodies.values()))
         print(f"\n## Body linkage: {getattr(first, 'method', '')}")
-        print("COCO person boxes >= 64 px tall; each anonymized crop against all originals")
+        print(
+            "COCO people >= 64 px tall, their polygon pixels only; each anonymized crop "
+            "against all originals"
+        )
         print("| images | people | linkage@1 | linkage mAP | chance | band |")
         print("|---|---|---|---|---|---|")
         for name, r in bodies.items():

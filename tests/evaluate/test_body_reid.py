@@ -83,7 +83,9 @@ def _write_pairs(tmp_path: Path, hide: bool) -> tuple[Path, Path, Path]:
             out[20:140, 30:80] = 128
         Image.fromarray(out).save(anon / name)
         images.append({"id": i, "file_name": name})
-        anns.append({"id": i, "image_id": i, "category_id": 1, "bbox": [30, 20, 50, 120]})
+        polygon = [30, 20, 80, 20, 80, 140, 30, 140]
+        ann = {"id": i, "image_id": i, "category_id": 1, "bbox": [30, 20, 50, 120]}
+        anns.append(ann | {"segmentation": [polygon]})
     coco = tmp_path / "people.json"
     coco.write_text(json.dumps({"images": images, "annotations": anns}))
     return orig, anon, coco
@@ -92,7 +94,8 @@ def _write_pairs(tmp_path: Path, hide: bool) -> tuple[Path, Path, Path]:
 def test_body_crops_from_coco_boxes(tmp_path: Path) -> None:
     orig, anon, coco = _write_pairs(tmp_path, hide=True)
     crops = B.body_crops(orig, anon, person_boxes=coco, min_height=64)
-    assert len(crops.originals) == 4 and crops.boxes_from == "COCO boxes"
+    assert len(crops.originals) == 4 and crops.boxes_from == "COCO boxes and polygons"
+    assert all(m is not None and m.shape == (120, 50) and m.mean() > 0.9 for m in crops.masks)
     assert B.body_linkage(crops.anonymized, crops.originals).rank1 == pytest.approx(0.25)
     assert len(B.body_crops(orig, anon, person_boxes=coco, min_height=200).originals) == 0
     bad = tmp_path / "bad.json"
@@ -112,3 +115,16 @@ def test_cli_privacy_bodies(tmp_path: Path, hide: bool, linked: str) -> None:
     assert "appearance baseline" in result.output and linked in result.output
     body = json.loads(out.read_text())["body"]
     assert body["people"] == 4 and body["band"] == ("poor" if not hide else "moderate")
+
+
+def test_a_mask_keeps_the_background_out_of_the_features() -> None:
+    person = people(1)[0]
+    mask = np.zeros(person.shape[:2], bool)
+    mask[:, 10:40] = True
+    other = person.copy()
+    other[:, :10] = (0, 255, 0)  # another background beside the same person
+    other[:, 40:] = (255, 0, 255)
+    masked = B.appearance_features(person, mask) - B.appearance_features(other, mask)
+    whole = B.appearance_features(person) - B.appearance_features(other)
+    # only the mask's edge (resampling, texture neighbours) still sees the background
+    assert np.linalg.norm(masked) < 0.3 * np.linalg.norm(whole)

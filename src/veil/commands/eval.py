@@ -213,7 +213,7 @@ def _body_table(
     except VeilError as exc:
         _fail(str(exc))
         return None
-    result = body_linkage(crops.anonymized, crops.originals)
+    result = body_linkage(crops.anonymized, crops.originals, masks=crops.masks)
     click.echo(f"\nbody re-identification ({result.method}; boxes: {crops.boxes_from}):")
     _listed("not measured", [f"{f}: {e}" for f, e in crops.skipped])
     row = [str(result.people), _pct(result.rank1), _pct(result.mean_ap), _pct(result.chance)]

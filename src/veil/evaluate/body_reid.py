@@ -8,8 +8,11 @@ named as such in every output: each person crop resized to 64 x 128 and cut into
 horizontal stripes; per stripe an HSV colour histogram (hue 16 bins weighted by
 saturation, saturation 8, value 8) and a uniform LBP texture histogram (8 neighbours,
 radius 1: 10 bins); each histogram L1-normalised and square-rooted (Hellinger), the whole
-vector L2-normalised; distance Euclidean. It is weaker than a learnt re-ID model, so its
-numbers are a lower bound of what an attacker achieves.
+vector L2-normalised; distance Euclidean. Only the person's own pixels count when a mask
+is known (COCO polygons, or the person segmenter's masks): the background inside a box is
+the same before and after anonymization and would link any crop to its original. It is
+weaker than a learnt re-ID model, so its numbers are a lower bound of what an attacker
+achieves.
 
 Measures (as for faces, :mod:`veil.evaluate.identity`): **linkage** rank-1 and mAP of each
 anonymized crop against the original crops of all N people (its own original is the one
@@ -84,22 +87,31 @@ def _hist(
     return np.sqrt(h / h.sum()) if h.sum() > 0 else h
 
 
-def appearance_features(crop_rgb: np.ndarray) -> np.ndarray:
-    """``float32 (6 * 42,)`` unit vector of a person crop (see the module docs)."""
+def appearance_features(crop_rgb: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """``float32 (6 * 42,)`` unit vector of a person crop (see the module docs); with a
+    ``bool`` ``mask`` of the crop's shape, only the person's own pixels count (so the
+    background around a person, the same before and after, links nobody)."""
     crop = cv2.resize(
         check_image(crop_rgb, name="person crop"), CROP_SIZE, interpolation=cv2.INTER_AREA
     )
+    keep = np.ones(crop.shape[:2], bool)
+    if mask is not None:
+        if mask.shape != crop_rgb.shape[:2]:
+            raise ValueError(f"person mask {mask.shape} for a crop of {crop_rgb.shape[:2]}")
+        small = cv2.resize(mask.astype(np.uint8), CROP_SIZE, interpolation=cv2.INTER_NEAREST)
+        keep = small.astype(bool)
     hsv = cv2.cvtColor(crop, cv2.COLOR_RGB2HSV)
     lbp = np.pad(_uniform_lbp(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)), 1, mode="edge")
     parts = []
     for rows in np.array_split(np.arange(CROP_SIZE[1]), STRIPES):
-        s = hsv[rows]
-        hue, sat, val = s[..., 0].ravel(), s[..., 1].ravel(), s[..., 2].ravel()
+        k = keep[rows]
+        s = hsv[rows][k]
+        hue, sat, val = s[:, 0], s[:, 1], s[:, 2]
         parts += [
             _hist(hue, 16, 180, weights=sat.astype(np.float64) + 1),
             _hist(sat, 8, 256),
             _hist(val, 8, 256),
-            _hist(lbp[rows].ravel(), 10, 10),
+            _hist(lbp[rows][k], 10, 10),
         ]
     v = np.concatenate(parts)
     return (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
@@ -150,18 +162,21 @@ def body_linkage(
     anonymized: Sequence[np.ndarray],
     originals: Sequence[np.ndarray],
     labels: Sequence[str] | None = None,
+    masks: Sequence[np.ndarray | None] | None = None,
 ) -> BodyLinkage:
     """Linkage of ``anonymized[i]`` to ``originals[i]`` among all originals (crops, RGB
-    ``uint8``); with ``labels`` (a person per crop, several crops per person),
-    re-identification against the other crops' originals too."""
+    ``uint8``; ``masks[i]`` the person's pixels in both, else the whole crop); with
+    ``labels`` (a person per crop, several crops per person), re-identification against
+    the other crops' originals too."""
     if len(anonymized) != len(originals):
         raise ValueError(f"{len(anonymized)} anonymized crops for {len(originals)} originals")
     n = len(originals)
     if n == 0:
         nan = float("nan")
         return BodyLinkage(people=0, rank1=nan, mean_ap=nan, chance=nan)
-    a = np.stack([appearance_features(c) for c in anonymized])
-    o = np.stack([appearance_features(c) for c in originals])
+    m = list(masks) if masks is not None else [None] * n
+    a = np.stack([appearance_features(c, k) for c, k in zip(anonymized, m, strict=True)])
+    o = np.stack([appearance_features(c, k) for c, k in zip(originals, m, strict=True)])
     reid = reidentification(a, o, labels) if labels is not None else None
     return BodyLinkage(
         people=n,
@@ -179,13 +194,18 @@ class BodyCrops:
     originals: list[np.ndarray]
     anonymized: list[np.ndarray]
     labels: list[str]  # "<file>#<n>": one person per crop (linkage only)
+    masks: list[np.ndarray | None]  # the person's pixels in the crop (None: the whole crop)
     boxes_from: str
     skipped: list[tuple[str, str]]
 
 
-def coco_person_boxes(annotations: str | Path, min_height: float) -> dict[str, list[list[float]]]:
-    """``file_name -> [xyxy, ...]`` of the non-crowd people at least ``min_height`` px
-    tall in a COCO annotation file (InputError naming the file when unreadable)."""
+Person = tuple[list[float], list[list[float]]]  # xyxy box, COCO polygons (may be empty)
+
+
+def coco_person_boxes(annotations: str | Path, min_height: float) -> dict[str, list[Person]]:
+    """``file_name -> [(xyxy, polygons), ...]`` of the non-crowd people at least
+    ``min_height`` px tall in a COCO annotation file (InputError naming the file when
+    unreadable)."""
     import json
 
     path = Path(annotations)
@@ -195,12 +215,29 @@ def coco_person_boxes(annotations: str | Path, min_height: float) -> dict[str, l
         anns = data["annotations"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"person boxes {path}: not a COCO annotation file ({exc!r})") from exc
-    out: dict[str, list[list[float]]] = {}
+    out: dict[str, list[Person]] = {}
     for a in anns:
         x, y, w, h = a["bbox"]
         if a.get("category_id", 1) == 1 and not a.get("iscrowd") and h >= min_height:
-            out.setdefault(names[a["image_id"]], []).append([x, y, x + w, y + h])
+            polygons = a.get("segmentation")
+            polygons = polygons if isinstance(polygons, list) else []
+            out.setdefault(names[a["image_id"]], []).append(([x, y, x + w, y + h], polygons))
     return out
+
+
+def _polygon_mask(
+    polygons: list[list[float]], box: list[float], shape: tuple[int, int]
+) -> np.ndarray | None:
+    """The polygons rasterised in the crop of ``box`` (clipped as :func:`person_crop`)."""
+    if not polygons:
+        return None
+    h, w = shape
+    x0, y0 = max(0, round(float(box[0]))), max(0, round(float(box[1])))
+    mask = np.zeros((h, w), np.uint8)
+    for poly in polygons:
+        pts = np.asarray(poly, np.float64).reshape(-1, 2) - (x0, y0)
+        cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 1)
+    return mask.astype(bool) if mask.any() else None
 
 
 def body_crops(
@@ -223,7 +260,8 @@ def body_crops(
         from veil.detect.person import PersonSegmenter
 
         segmenter = PersonSegmenter()
-    crops = BodyCrops([], [], [], "COCO boxes" if coco is not None else "person segmenter", [])
+    source = "COCO boxes and polygons" if coco is not None else "person segmenter masks"
+    crops = BodyCrops([], [], [], [], source, [])
     for rel, src, dst in pairs:
         try:
             a, b = read_image(src).image, read_image(dst).image
@@ -234,14 +272,26 @@ def body_crops(
             crops.skipped.append((rel, f"sizes {a.shape[:2]} vs {b.shape[:2]}"))
             continue
         if coco is not None:
-            boxes = coco.get(rel, coco.get(Path(rel).name, []))
+            people = coco.get(rel, coco.get(Path(rel).name, []))
+            found = [(box, None, polys) for box, polys in people]
         else:
-            found = segmenter.segment(a)
-            boxes = [b_ for b_ in found.xyxy.tolist() if b_[3] - b_[1] >= min_height]
-        for n, box in enumerate(boxes):
+            seg = segmenter.segment(a)
+            found = [
+                (box, seg.masks[i], [])
+                for i, box in enumerate(seg.xyxy.tolist())
+                if box[3] - box[1] >= min_height
+            ]
+        for n, (box, full_mask, polygons) in enumerate(found):
             ca, cb = person_crop(a, box), person_crop(b, box)
-            if ca is not None and cb is not None:
-                crops.originals.append(ca)
-                crops.anonymized.append(cb)
-                crops.labels.append(f"{rel}#{n}")
+            if ca is None or cb is None:
+                continue
+            if full_mask is not None:
+                x0, y0 = max(0, round(box[0])), max(0, round(box[1]))
+                mask = full_mask[y0 : y0 + ca.shape[0], x0 : x0 + ca.shape[1]]
+            else:
+                mask = _polygon_mask(polygons, box, ca.shape[:2])
+            crops.originals.append(ca)
+            crops.anonymized.append(cb)
+            crops.labels.append(f"{rel}#{n}")
+            crops.masks.append(mask)
     return crops
