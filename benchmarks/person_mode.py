@@ -188,7 +188,7 @@ def main() -> None:
         methods = [m for m in args.methods.split(",") if m]
         pose, bodies = utility_and_bodies(args.root, args.limit, methods)
         print("\n## COCO keypoint AP/AR (MediaPipe pose landmark model, ground-truth boxes)")
-        print("| images | AP | AP50 | AR |")
+        print("| run | AP | AP50 | AR |")
         print("|---|---|---|---|")
         for name, scores in pose.items():
             ap, ap50, ar = (scores.get(k, float("nan")) for k in ("ap", "ap50", "ar"))
@@ -199,7 +199,7 @@ def main() -> None:
             "COCO people >= 64 px tall, their polygon pixels only; each anonymized crop "
             "against all originals"
         )
-        print("| images | people | linkage@1 | linkage mAP | chance | band |")
+        print("| run | people | linkage@1 | linkage mAP | chance | band |")
         print("|---|---|---|---|---|---|")
         for name, r in bodies.items():
             d = r.to_dict()  # type: ignore[attr-defined]
