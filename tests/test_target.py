@@ -220,3 +220,23 @@ def test_video_target_person_hides_the_body_in_every_frame(tmp_path: Path) -> No
         chest = ((x0 + x1) // 2, min(y1 + w, 230))  # the suit below the face
         assert changed(b[i], a[i], *chest, r=5) > 5, i
         assert changed(b[i], a[i], (x0 + x1) // 2, (y0 + y1) // 2) > 5, i
+
+
+def test_person_mode_without_the_mediapipe_wheel_fails_before_any_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from veil.detect import person
+
+    def missing() -> Path:
+        raise InputError("the mediapipe package is not installed; pip install --no-deps ...")
+
+    monkeypatch.setattr(person, "find_mediapipe_pose_model", missing)
+    monkeypatch.setattr(T, "_SEGMENTER", [])
+    image, _ = face_on_canvas()
+    src = tmp_path / "a.png"
+    Image.fromarray(image).save(src)
+    out = tmp_path / "out.png"
+    result = CliRunner().invoke(main, ["anonymize", str(src), "-o", str(out), "--target", "person"])
+    assert result.exit_code != 0
+    assert "mediapipe" in result.output
+    assert not out.exists()

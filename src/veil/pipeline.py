@@ -88,6 +88,7 @@ class Pipeline:
             from veil.target import make_target
 
             pipeline.target = make_target(config.target)
+            getattr(pipeline.target, "segmenter", None)  # load its models now: errors early
         return pipeline
 
     def detect(self, image: np.ndarray) -> Faces:

@@ -140,8 +140,13 @@ class PersonSegmenter:
         models: tuple[Model, Model] | None = None,
     ) -> None:
         if models is None:
-            landmark = find_mediapipe_pose_model()
-            models = (_TfliteModel(find_pose_detector_model()), _TfliteModel(landmark))
+            try:
+                landmark, detector = find_mediapipe_pose_model(), find_pose_detector_model()
+            except InputError as exc:
+                raise InputError(
+                    f"person masks (--target person) need MediaPipe's models: {exc}"
+                ) from exc
+            models = (_TfliteModel(detector), _TfliteModel(landmark))
         self.detector: Model = models[0]
         self.landmark: Model = models[1]
         self.presence = presence
