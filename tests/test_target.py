@@ -136,6 +136,10 @@ def test_settings_record_the_target_only_when_not_face() -> None:
     cfg = RunConfig(target="person")
     assert cfg.to_dict()["target"] == "person"
     assert RunConfig.from_dict(cfg.to_dict()) == cfg
+    from veil.pipeline import Pipeline
+
+    assert Pipeline.from_config(RunConfig(target="head")).describe()["target"] == "head"
+    assert "target" not in Pipeline.from_config(RunConfig()).describe()
 
 
 def _person_or_skip() -> None:

@@ -190,19 +190,16 @@ class Pipeline:
     def describe(self) -> dict[str, Any]:
         """Settings for audit files."""
         m = self.masker
-        return (
-            {
-                "veil_version": __version__,
-                "detector": self.detector.describe(),
-                "mask": {
-                    "shape": m.shape,
-                    "scale": m.scale,
-                    "feather": m.feather,
-                    "drop": m.drop,
-                    "margin": m.margin,
-                },
-                "anonymizer": self.anonymizer.describe(),
-            }
-            | ({"consent": self.consent.describe()} if self.consent is not None else {})
-            | ({"target": self.target.name} if self.target is not None else {})
-        )
+        out = {
+            "veil_version": __version__,
+            "detector": self.detector.describe(),
+            "mask": {
+                "shape": m.shape,
+                "scale": m.scale,
+                "feather": m.feather,
+                "drop": m.drop,
+                "margin": m.margin,
+            },
+            "anonymizer": self.anonymizer.describe(),
+        } | ({"consent": self.consent.describe()} if self.consent is not None else {})
+        return out | ({"target": self.target.name} if self.target is not None else {})
