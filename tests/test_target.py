@@ -222,7 +222,7 @@ def test_video_target_person_hides_the_body_in_every_frame(tmp_path: Path) -> No
         x0, y0, x1, y1 = box
         w = x1 - x0
         chest = ((x0 + x1) // 2, min(y1 + w, 230))  # the suit below the face
-        assert changed(b[i], a[i], *chest, r=5) > 5, i
+        assert changed(b[i], a[i], *chest, r=5) > 20, i  # face mode: ~3 (re-encoding)
         assert changed(b[i], a[i], (x0 + x1) // 2, (y0 + y1) // 2) > 5, i
 
 
