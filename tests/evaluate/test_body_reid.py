@@ -128,3 +128,22 @@ def test_a_mask_keeps_the_background_out_of_the_features() -> None:
     whole = B.appearance_features(person) - B.appearance_features(other)
     # only the mask's edge (resampling, texture neighbours) still sees the background
     assert np.linalg.norm(masked) < 0.3 * np.linalg.norm(whole)
+
+
+def test_body_crops_from_the_person_segmenter_use_its_masks(tmp_path: Path) -> None:
+    from veil.types import Faces
+
+    orig, anon, _ = _write_pairs(tmp_path, hide=True)
+
+    class Segmenter:  # the person where _write_pairs put it, as a mask
+        def segment(self, image: np.ndarray) -> Faces:
+            mask = np.zeros(image.shape[:2], bool)
+            mask[20:140, 35:75] = True
+            box = np.array([[30, 20, 80, 140]], np.float32)
+            return Faces(xyxy=box, scores=np.ones(1, np.float32), masks=mask[None])
+
+    crops = B.body_crops(orig, anon, segmenter=Segmenter())
+    assert crops.boxes_from == "person segmenter masks" and len(crops.originals) == 4
+    mask = crops.masks[0]
+    assert mask is not None and mask.shape == (120, 50) and not mask[:, :5].any()
+    assert B.body_linkage(crops.anonymized, crops.originals, masks=crops.masks).rank1 == 0.25
