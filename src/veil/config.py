@@ -196,6 +196,14 @@ class RunConfig:
     workers: int = 0
     consent: ConsentConfig = field(default_factory=ConsentConfig)
     regions: RegionConfig = field(default_factory=RegionConfig)
+    # what is anonymized around each face: "face", "head" or "person" (veil.target)
+    target: str = "face"
+
+    def __post_init__(self) -> None:
+        if self.target not in ("face", "head", "person"):
+            raise ConfigError(
+                f"unknown target {self.target!r}; choose one of: ('face', 'head', 'person')"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (for audit files and settings files); ``consent`` only
@@ -215,6 +223,8 @@ class RunConfig:
             del result["consent"]
         if not self.regions.active:  # the whole frame: settings (and hashes) as before
             del result["regions"]
+        if self.target == "face":  # the default: settings (and hashes) as before
+            del result["target"]
         return result
 
     @classmethod

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from veil.consent import ConsentList
     from veil.edits import Box, EditList
     from veil.regions import RegionFilter
+    from veil.target import Target
 
 __all__ = ["Pipeline", "Result"]
 
@@ -71,6 +72,7 @@ class Pipeline:
         work_pixels: int = WORK_PIXELS,
         consent: ConsentList | None = None,
         regions: RegionFilter | None = None,
+        target: Target | None = None,
     ) -> None:
         self.detector = detector
         self.anonymizer = anonymizer
@@ -79,6 +81,7 @@ class Pipeline:
         self.consent = consent
         self.regions = regions
         self._method_anonymizers: dict[str, Anonymizer] = {}  # anonymizer_for
+        self.target = target  # None: the masker's shape around each face
 
     @classmethod
     def from_config(cls, config: RunConfig, *, detector: Detector | None = None) -> Pipeline:
@@ -96,10 +99,11 @@ class Pipeline:
             from veil.consent import ConsentList
 
             pipeline.consent = ConsentList.from_config(config.consent, pipeline.detect)
-        if config.regions.active:
-            from veil.regions import RegionFilter
+        if config.target != "face":
+            from veil.target import make_target
 
-            pipeline.regions = RegionFilter(config.regions)
+            pipeline.target = make_target(config.target)
+            getattr(pipeline.target, "segmenter", None)  # load its models now: errors early
         return pipeline
 
     def detect(self, image: np.ndarray) -> Faces:
@@ -133,7 +137,7 @@ class Pipeline:
 
     def anonymize(self, image: np.ndarray, faces: Faces) -> Result:
         """Anonymize ``faces`` (already detected or tracked) in ``image``."""
-        regions = self.masker.regions(faces, image.shape)
+        regions = self._regions(lambda: image, faces, image.shape)
         try:
             out = self._apply(image, regions, faces)
         except VeilError:
@@ -150,7 +154,7 @@ class Pipeline:
         area; overlapping areas are merged and each merged crop is anonymized on its own,
         so every face sees the same pixels as in a whole RGB frame.
         """
-        regions = self.masker.regions(faces, frame.shape)
+        regions = self._regions(frame.rgb, faces, frame.shape)
         if not regions:
             return frame
         h, w = frame.height, frame.width
@@ -174,6 +178,20 @@ class Pipeline:
             raise
         except Exception as exc:
             raise BackendError(f"anonymizer {self.anonymizer.name!r} failed: {exc}") from exc
+
+    def _regions(
+        self, image: Callable[[], np.ndarray], faces: Faces, shape: tuple[int, ...]
+    ) -> list[Region]:
+        """The masker's regions, or the target's (``--target head|person``): a person
+        target reads the image (``image()``); its failures fail the image (closed)."""
+        if self.target is None:
+            return self.masker.regions(faces, shape)
+        try:
+            return self.target.regions(image, faces, self.masker, shape)
+        except VeilError:
+            raise
+        except Exception as exc:
+            raise BackendError(f"target {self.target.name!r} failed: {exc}") from exc
 
     def process(self, image: np.ndarray, *, edits: EditList | None = None) -> Result:
         """Detect and anonymize every face in an RGB ``uint8 (H, W, 3)`` image (but those
@@ -211,14 +229,14 @@ class Pipeline:
         if not methods or not any(methods):
             return self.anonymizer.apply(image, regions)
         out = image
-        for name in dict.fromkeys(methods[r.index] for r in regions):
-            group = [r for r in regions if methods[r.index] == name]
+        for name in dict.fromkeys(_method_name(r, methods) for r in regions):
+            group = [r for r in regions if _method_name(r, methods) == name]
             out = self.anonymizer_for(name).apply(out, group)
         return out
 
     def _method_of(self, region: Region, faces: Faces) -> Anonymizer:
         methods = faces.data.get("method")
-        return self.anonymizer_for(methods[region.index] if methods else None)
+        return self.anonymizer_for(_method_name(region, methods) if methods else None)
 
     def anonymizer_for(self, method: str | None) -> Anonymizer:
         """The run's anonymizer (``method`` ``None`` or its own name), else one of
@@ -249,4 +267,13 @@ class Pipeline:
         } | ({"consent": self.consent.describe()} if self.consent is not None else {})
         if self.regions is not None:
             out["regions"] = self.regions.describe()
-        return out
+        return out | ({"target": self.target.name} if self.target is not None else {})
+
+
+def _method_name(region: Region, methods: Any) -> str | None:
+    """A face region's own method (an edit list's ``methods``); a person region
+    (``--target person``: ``index`` is a row of the people found, not of the faces) takes
+    the run's."""
+    from veil.target import PERSON_KEY
+
+    return None if region.key >= PERSON_KEY else methods[region.index]

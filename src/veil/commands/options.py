@@ -175,6 +175,18 @@ _CONSENT_OPTIONS = [
     ),
 ]
 
+_TARGET_OPTIONS = [
+    click.option(
+        "--target",
+        type=click.Choice(("face", "head", "person")),
+        default=RunConfig().target,
+        show_default=True,
+        help="What to anonymize: the face; the whole head (hair, ears: the face box "
+        "grown, no model); or the whole person (masks from MediaPipe's pose model, found "
+        "in the installed mediapipe wheel; a face no person mask covers is still hidden).",
+    ),
+]
+
 
 _REGION_OPTIONS = [
     click.option(
@@ -292,10 +304,10 @@ def detector_options(fn: Any) -> Any:
 
 def pipeline_options(fn: Any) -> Any:
     """Detector options plus method, strength, ``--image``, mask shape/scale/margin/drop,
-    feather, seed, who is anonymized (``--keep``, ``--only``, their thresholds) and where
-    (``--region``, ``--exclude-region``, ``--regions-file``)."""
+    feather, seed, who is anonymized (``--keep``, ``--only``, their thresholds), where
+    (``--region``, ``--exclude-region``, ``--regions-file``) and ``--target``."""
     options = _DETECTOR_OPTIONS + _MASK_AND_METHOD_OPTIONS + _IMAGE_METHOD_OPTIONS
-    return stack_options(options + _CONSENT_OPTIONS + _REGION_OPTIONS, fn)
+    return stack_options(options + _CONSENT_OPTIONS + _REGION_OPTIONS + _TARGET_OPTIONS, fn)
 
 
 def detector_config(options: dict[str, Any]) -> DetectorConfig:
@@ -345,4 +357,5 @@ def run_config(
             only_threshold=options.get("only_threshold", _CONSENT.only_threshold),
         ),
         regions=region_config_from(options),
+        target=options.get("target") or RunConfig().target,
     )

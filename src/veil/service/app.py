@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import Annotated, Any, BinaryIO, Literal
 
 from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -196,6 +196,7 @@ def _add_routes(app: FastAPI, svc: Service) -> None:
         mask: Annotated[Mask, Form()] = mask0,  # type: ignore[valid-type]
         detector: Annotated[Detector, Form()] = detector0,  # type: ignore[valid-type]
         threshold: Annotated[float | None, Form(ge=0, le=1)] = d.detector.threshold,
+        target: Annotated[Literal["face", "head", "person"], Form()] = d.target,  # type: ignore[assignment]
     ) -> RunConfig:
         """Form fields -> the default :class:`RunConfig` with those fields replaced."""
         det_options = d.detector.options if _value(detector) == d.detector.name else {}
@@ -206,6 +207,7 @@ def _add_routes(app: FastAPI, svc: Service) -> None:
             ),
             mask=dataclasses.replace(d.mask, shape=_value(mask)),
             anonymizer=dataclasses.replace(d.anonymizer, method=_value(method), strength=strength),
+            target=target,
         )
 
     Config = Annotated[RunConfig, Depends(run_config)]

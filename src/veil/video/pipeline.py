@@ -19,6 +19,7 @@ error, or Ctrl-C, stops every stage and leaves no output file.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import logging
 import os
@@ -208,6 +209,10 @@ class FrameAnonymizer:
         consent = pipeline.consent
         self.consent = TrackConsent(consent) if consent is not None else None
         self.edits = edits
+        for_stream = getattr(pipeline.target, "for_stream", None)
+        if for_stream is not None:  # --target person: regions carried from frame to frame
+            self.pipeline = copy.copy(pipeline)
+            self.pipeline.target = for_stream()
 
     def push(self, image: Image, index: int, *, meta: Any = None) -> list[ProcessedFrame]:
         """Take one frame (RGB ``uint8 (H, W, 3)`` or :class:`~veil.io.yuv.YUV420`);
