@@ -99,6 +99,10 @@ class Pipeline:
             from veil.consent import ConsentList
 
             pipeline.consent = ConsentList.from_config(config.consent, pipeline.detect)
+        if config.regions.active:
+            from veil.regions import RegionFilter
+
+            pipeline.regions = RegionFilter(config.regions)
         if config.target != "face":
             from veil.target import make_target
 
