@@ -15,7 +15,14 @@ from scipy.spatial import Delaunay
 
 from veil.anonymize._landmarks import with_forehead
 
-__all__ = ["CanonicalFrame", "match_colour", "piecewise_affine", "poisson_blend", "triangulate"]
+__all__ = [
+    "CanonicalFrame",
+    "face_outline",
+    "match_colour",
+    "piecewise_affine",
+    "poisson_blend",
+    "triangulate",
+]
 
 _SUBPIXEL = 4  # fillConvexPoly fractional bits: vertices at 1/16 px
 
@@ -75,6 +82,20 @@ def piecewise_affine(
     covered[y0:y1, x0:x1] = labels > 0
     warped[~covered] = 0
     return warped, covered
+
+
+def face_outline(points68: np.ndarray, forehead: float = 0.45, grow: float = 1.06) -> np.ndarray:
+    """``float32 (27, 2)``: the outline of everything the synthetic face replaces.
+
+    The jaw contour (points 0-16) pushed out by ``grow`` about the face's centre, so the
+    contour itself is replaced, and 10 forehead points ``forehead`` chin-to-brow lengths
+    above the brows (0.45 reaches about the hair line on a frontal face; the canonical
+    frame's texture reaches about 0.5).
+    """
+    points = np.asarray(points68, np.float32)
+    centre = points.mean(0)
+    jaw = centre + grow * (points[:17] - centre)
+    return np.concatenate([jaw, with_forehead(points, forehead)[68:]]).astype(np.float32)
 
 
 def match_colour(
