@@ -374,6 +374,10 @@ class SyntheticFace(Anonymizer):
                 self._textures.move_to_end(key)
                 entry.signature = sig  # follow slow changes along a track
                 return entry
+        if entry is not None:
+            log.debug(
+                "synthetic: face %d changed (signature %.2f): new face", key, entry.signature @ sig
+            )
         rng = np.random.default_rng([self._salt & 0xFFFFFFFF, key & 0xFFFFFFFF])
         texture, shape, index = self.generator.generate_face(aligned, key, rng, taken)
         if texture.shape != (self.frame.size, self.frame.size, 3) or texture.dtype != np.uint8:
