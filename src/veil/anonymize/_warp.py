@@ -21,6 +21,7 @@ __all__ = [
     "match_colour",
     "piecewise_affine",
     "poisson_blend",
+    "settle_colour",
     "triangulate",
 ]
 
@@ -135,6 +136,29 @@ def poisson_blend(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -> n
     centre = (int((xs.min() + xs.max() + 1) // 2), int((ys.min() + ys.max() + 1) // 2))
     out = cv2.seamlessClone(src, dst, m, centre, cv2.NORMAL_CLONE)
     return np.ascontiguousarray(out[pad:-pad, pad:-pad])
+
+
+def settle_colour(
+    result: np.ndarray, original: np.ndarray, skin: np.ndarray, region: np.ndarray, ramp: float
+) -> np.ndarray:
+    """``result`` with its median LAB colour over ``skin`` moved to ``original``'s there.
+
+    A Poisson blend pins colours at the region's edge and integrates the texture's
+    gradients inward; over a region that crosses a texture's dark outline (averaged hair
+    and jaw shadow) that drifts the whole face lighter or darker than the person's skin.
+    The shift is applied inside ``region`` with a weight rising from 0 at its edge to 1 at
+    ``ramp`` pixels in, so the seamless edge stays seamless. Images RGB ``uint8 (h, w, 3)``,
+    masks ``bool (h, w)``.
+    """
+    if not skin.any():
+        return result
+    res = cv2.cvtColor(result, cv2.COLOR_RGB2LAB).astype(np.float32)
+    own = cv2.cvtColor(original, cv2.COLOR_RGB2LAB).astype(np.float32)
+    delta = np.median(own[skin], axis=0) - np.median(res[skin], axis=0)  # teeth, eyes: outliers
+    inside = cv2.distanceTransform(region.astype(np.uint8), cv2.DIST_L2, 3)
+    weight = np.clip(inside / max(ramp, 1.0), 0.0, 1.0)[..., None]
+    out = np.clip(np.round(res + weight * delta), 0, 255).astype(np.uint8)
+    return cv2.cvtColor(out, cv2.COLOR_LAB2RGB)
 
 
 class CanonicalFrame:

@@ -30,7 +30,13 @@ from veil.anonymize._landmarks import (
     apply_affine,
     similarity,
 )
-from veil.anonymize._warp import CanonicalFrame, face_outline, match_colour, poisson_blend
+from veil.anonymize._warp import (
+    CanonicalFrame,
+    face_outline,
+    match_colour,
+    poisson_blend,
+    settle_colour,
+)
 from veil.anonymize.base import ANONYMIZERS, Anonymizer, _blend
 from veil.assets import load_mean_face, load_synthetic_faces
 from veil.errors import ConfigError, InputError
@@ -415,7 +421,8 @@ class SyntheticFace(Anonymizer):
             raise InputError(f"synthetic: face area of {region.sum()} px is too small")
         coloured = match_colour(warped, window, target_hull & covered, own_hull)
         if self.blend == "poisson":
-            return poisson_blend(coloured, window, region)
+            blended = poisson_blend(coloured, window, region)
+            return settle_colour(blended, window, own_hull & region, region, 0.1 * size)
         edge = cv2.GaussianBlur(region.astype(np.float32), (0, 0), max(1.0, 0.03 * size))
         alpha = (edge * region)[..., None]
         mixed = alpha * coloured + (1 - alpha) * window
