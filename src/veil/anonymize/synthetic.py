@@ -380,10 +380,6 @@ class SyntheticFace(Anonymizer):
                 self._textures.move_to_end(key)
                 entry.signature = sig  # follow slow changes along a track
                 return entry
-        if entry is not None:
-            log.debug(
-                "synthetic: face %d changed (signature %.2f): new face", key, entry.signature @ sig
-            )
         rng = np.random.default_rng([self._salt & 0xFFFFFFFF, key & 0xFFFFFFFF])
         texture, shape, index = self.generator.generate_face(aligned, key, rng, taken)
         if texture.shape != (self.frame.size, self.frame.size, 3) or texture.dtype != np.uint8:
@@ -391,6 +387,11 @@ class SyntheticFace(Anonymizer):
                 f"generator {self.generator_name}: expected uint8 texture "
                 f"{(self.frame.size, self.frame.size, 3)}, got {texture.dtype} {texture.shape}"
             )
+        if entry is not None:  # this key's face looks like another one now: chosen again
+            log.debug(
+                "synthetic: face %d changed (signature %.2f): identity %d -> %d",
+                key, float(entry.signature @ sig), entry.index, index,
+            )  # fmt: skip
         entry = _TrackFace(texture, _perturb(shape, rng, 0.04 * self.strength), index, sig)
         with self._lock:
             self._textures[key] = entry
