@@ -34,6 +34,9 @@ def post(client: httpx.Client, image: np.ndarray, data: Any) -> httpx.Response:
         ({"method": "synthetic", "method_options": "[1]"}, "JSON object"),
         ({"method": "pixelate", "degree": "1.2"}, "'degree'"),
         ({"method": "synthetic", "method_option": ["blend"]}, "KEY=VALUE"),
+        ({"method": "synthetic", "method_option": ["gallery=/etc"]}, "not accepted"),
+        ({"method": "synthetic", "method_options": '{"blend": "../x"}'}, "paths"),
+        ({"method": "synthetic", "method_options": '{"generator_options": {}}'}, "not accepted"),
     ],
 )
 def test_bad_method_options_are_422_naming_the_key(

@@ -359,6 +359,10 @@ def method_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return check_method_options(options["method"], found) if found else {}
 
 
+#: options that name files or nest other options: settings files only, never a request
+_NOT_FROM_REQUESTS = {"gallery", "generator_options", "model_path"}
+
+
 def request_method_options(
     method: str,
     pairs: Iterable[str] = (),
@@ -367,7 +371,8 @@ def request_method_options(
 ) -> dict[str, Any]:
     """The service's form fields as :func:`method_options`: ``method_option`` pairs
     (``KEY=VALUE``, repeatable), ``method_options`` (a JSON object, values as typed) and
-    ``degree``; raises ``ConfigError``."""
+    ``degree``; raises ``ConfigError``. Only scalar values, and no paths: a request must
+    not make the server read its own files (``gallery=/some/folder``)."""
     import json
 
     found: dict[str, Any] = {}
@@ -382,4 +387,9 @@ def request_method_options(
     found |= _parse_pairs(pairs)
     if degree is not None:
         found["degree"] = float(degree)
+    for key, value in found.items():  # a request must not name files on the server
+        if key in _NOT_FROM_REQUESTS or not isinstance(value, (int, float, str, type(None))):
+            raise ConfigError(f"method option {key!r} is not accepted by the service")
+        if isinstance(value, str) and ("/" in value or "\\" in value or value.startswith(".")):
+            raise ConfigError(f"method option {key!r}: paths are not accepted by the service")
     return check_method_options(method, found)
