@@ -1,11 +1,14 @@
-"""Before/after grid for docs/benchmarks.md: original | gaussian | pixelate | synthetic.
+"""Before/after grid for docs: original | gaussian | pixelate | synthetic with 3 seeds.
 
 Rows are ``skimage.data.astronaut()`` (Eileen Collins, NASA, public domain, shipped with
 scikit-image) as is, mirrored, rotated both ways and scaled down, so the grid shows the
-synthetic face following the pose. Each image goes through the whole pipeline (CenterFace,
-the default mask, the method); each tile is a crop around the detected face. The labels
-say when a face went to the synthetic method's fallback. No dataset photo is used (LFW's
-licence keeps it out of the repository). Example::
+synthetic face following the pose; the three synthetic columns are three seeds, i.e. three
+of the shipped synthetic identities. The last row is one "crowd" image made of four copies
+of the photo side by side: each face (one track each) gets a different synthetic face.
+Each image goes through the whole pipeline (CenterFace, the default mask, the method);
+each tile is a crop around the detected face. The labels say when a face went to the
+synthetic method's fallback. No dataset photo is used (LFW's licence keeps it out of the
+repository). Example::
 
     python scripts/example_grid.py --out docs/img/synthetic-grid.png
 """
@@ -27,9 +30,11 @@ from veil.detect.base import DETECTORS
 from veil.mask import Masker
 
 METHODS = {
-    "gaussian": {},
-    "pixelate": {},
-    "synthetic": {"seed": 0},
+    "gaussian": ("gaussian", {}),
+    "pixelate": ("pixelate", {}),
+    "synthetic seed 0": ("synthetic", {"seed": 0}),
+    "synthetic seed 1": ("synthetic", {"seed": 1}),
+    "synthetic seed 2": ("synthetic", {"seed": 2}),
 }
 
 
@@ -73,7 +78,7 @@ def label(tile: np.ndarray, text: str) -> np.ndarray:
 
 def grid(tile: int) -> np.ndarray:
     detector, masker = DETECTORS.create("centerface"), Masker()
-    methods = {name: ANONYMIZERS.create(name, **opts) for name, opts in METHODS.items()}
+    methods = {name: ANONYMIZERS.create(m, **opts) for name, (m, opts) in METHODS.items()}
     rows = []
     for variant, make in VARIANTS.items():
         image = np.ascontiguousarray(make(data.astronaut()))
@@ -89,7 +94,25 @@ def grid(tile: int) -> np.ndarray:
             fell = getattr(method, "fallbacks", 0) > before
             row.append(label(crop(out, box, tile), f"{name}{' (fallback)' if fell else ''}"))
         rows.append(np.hstack(row))
+    rows.append(crowd_row(detector, masker, tile, len(METHODS) + 1))
     return np.vstack(rows)
+
+
+def crowd_row(detector: object, masker: Masker, tile: int, columns: int) -> np.ndarray:
+    """Four copies of the photo (as shot, mirrored, rotated) side by side in one image,
+    anonymized once with ``synthetic`` (seed 0): one tile per face, then the whole image."""
+    parts = [VARIANTS[v](data.astronaut()) for v in ("as shot", "mirrored", "rotated +15")]
+    parts.append(np.ascontiguousarray(parts[0][:, ::-1]))
+    image = np.ascontiguousarray(np.hstack([cv2.resize(p, (256, 256)) for p in parts]))
+    faces = detector.detect(image)  # type: ignore[attr-defined]
+    out = ANONYMIZERS.create("synthetic", seed=0).apply(image, masker.regions(faces, image.shape))
+    order = np.argsort(faces.xyxy[:, 0])
+    tiles = [label(crop(image, faces.xyxy[order[0]], tile), "crowd: one image")]
+    tiles += [label(crop(out, faces.xyxy[i], tile), f"face {n + 1}") for n, i in enumerate(order)]
+    whole = cv2.resize(out, (tile * (columns - len(tiles)), tile * (columns - len(tiles)) // 4))
+    pad = np.zeros((tile, whole.shape[1], 3), np.uint8)
+    pad[(tile - whole.shape[0]) // 2 :][: whole.shape[0]] = whole
+    return np.hstack([*tiles, label(pad, "the whole image")])
 
 
 def main(argv: list[str] | None = None) -> int:

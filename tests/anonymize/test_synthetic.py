@@ -196,7 +196,7 @@ def test_dlib_box_maps_a_centerface_box_onto_dlib_hog_box(synthetic: type) -> No
 @pytest.mark.parametrize(
     "options",
     [
-        {"degree": 1.5},
+        {"degree": 2.5},
         {"degree": -0.1},
         {"blend": "paste"},
         {"fallback": "synthetic"},

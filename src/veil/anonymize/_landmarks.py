@@ -305,7 +305,8 @@ class LandmarkSmoother:
             if old is not None:
                 motion = float(np.linalg.norm(points - old, axis=1).mean())
                 keep = self.smoothing * max(0.0, 1.0 - motion / (0.1 * inter_ocular(points)))
-                points = (keep * old + (1 - keep) * points).astype(np.float32)
+                # old + (1 - keep) * change: exactly ``old`` again when the face did not move
+                points = (old + (1 - keep) * (points - old)).astype(np.float32)
             self._state[key] = points
             while len(self._state) > self.capacity:
                 self._state.popitem(last=False)

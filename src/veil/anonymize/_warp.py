@@ -15,7 +15,15 @@ from scipy.spatial import Delaunay
 
 from veil.anonymize._landmarks import with_forehead
 
-__all__ = ["CanonicalFrame", "match_colour", "piecewise_affine", "poisson_blend", "triangulate"]
+__all__ = [
+    "CanonicalFrame",
+    "face_outline",
+    "match_colour",
+    "piecewise_affine",
+    "poisson_blend",
+    "settle_colour",
+    "triangulate",
+]
 
 _SUBPIXEL = 4  # fillConvexPoly fractional bits: vertices at 1/16 px
 
@@ -77,6 +85,20 @@ def piecewise_affine(
     return warped, covered
 
 
+def face_outline(points68: np.ndarray, forehead: float = 0.45, grow: float = 1.06) -> np.ndarray:
+    """``float32 (27, 2)``: the outline of everything the synthetic face replaces.
+
+    The jaw contour (points 0-16) pushed out by ``grow`` about the face's centre, so the
+    contour itself is replaced, and 10 forehead points ``forehead`` chin-to-brow lengths
+    above the brows (0.45 reaches about the hair line on a frontal face; the canonical
+    frame's texture reaches about 0.5).
+    """
+    points = np.asarray(points68, np.float32)
+    centre = points.mean(0)
+    jaw = centre + grow * (points[:17] - centre)
+    return np.concatenate([jaw, with_forehead(points, forehead)[68:]]).astype(np.float32)
+
+
 def match_colour(
     source: np.ndarray, target: np.ndarray, where: np.ndarray, target_where: np.ndarray
 ) -> np.ndarray:
@@ -114,6 +136,29 @@ def poisson_blend(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -> n
     centre = (int((xs.min() + xs.max() + 1) // 2), int((ys.min() + ys.max() + 1) // 2))
     out = cv2.seamlessClone(src, dst, m, centre, cv2.NORMAL_CLONE)
     return np.ascontiguousarray(out[pad:-pad, pad:-pad])
+
+
+def settle_colour(
+    result: np.ndarray, original: np.ndarray, skin: np.ndarray, region: np.ndarray, ramp: float
+) -> np.ndarray:
+    """``result`` with its median LAB colour over ``skin`` moved to ``original``'s there.
+
+    A Poisson blend pins colours at the region's edge and integrates the texture's
+    gradients inward; over a region that crosses a texture's dark outline (averaged hair
+    and jaw shadow) that drifts the whole face lighter or darker than the person's skin.
+    The shift is applied inside ``region`` with a weight rising from 0 at its edge to 1 at
+    ``ramp`` pixels in, so the seamless edge stays seamless. Images RGB ``uint8 (h, w, 3)``,
+    masks ``bool (h, w)``.
+    """
+    if not skin.any():
+        return result
+    res = cv2.cvtColor(result, cv2.COLOR_RGB2LAB).astype(np.float32)
+    own = cv2.cvtColor(original, cv2.COLOR_RGB2LAB).astype(np.float32)
+    delta = np.median(own[skin], axis=0) - np.median(res[skin], axis=0)  # teeth, eyes: outliers
+    inside = cv2.distanceTransform(region.astype(np.uint8), cv2.DIST_L2, 3)
+    weight = np.clip(inside / max(ramp, 1.0), 0.0, 1.0)[..., None]
+    out = np.clip(np.round(res + weight * delta), 0, 255).astype(np.uint8)
+    return cv2.cvtColor(out, cv2.COLOR_LAB2RGB)
 
 
 class CanonicalFrame:

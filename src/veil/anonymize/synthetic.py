@@ -1,10 +1,12 @@
 """A realistic replacement: a face that belongs to no one, on the face's own geometry.
 
-For each region: dlib's 68 landmarks (:mod:`veil.anonymize._landmarks`), a texture in the
-canonical frame from a :class:`FaceGenerator` (by default the shipped k-Same average,
-perturbed per track), warped piecewise-affinely onto a target geometry (the person's
-landmarks moved toward the mean shape by ``degree``), recoloured to the original skin
-(LAB mean and std) and blended in with a Poisson solve. Faces whose landmarks fail go to
+For each region: dlib's 68 landmarks (:mod:`veil.anonymize._landmarks`), a texture and a
+shape in the canonical frame from a :class:`FaceGenerator` (by default one of the shipped
+k-Same faces, far from the person's own, chosen per track: :mod:`veil.anonymize._nobodies`),
+warped piecewise-affinely onto a target geometry (the person's landmarks moved toward that
+shape by ``degree``, past it above 1), recoloured to the original skin (LAB mean and std)
+and blended in with a Poisson solve over the face, forehead up toward the hair line and
+jaw contour. Faces whose landmarks fail go to
 a strong ``fallback`` method: the anonymizer fails closed. See ``docs/synthetic.md``.
 """
 
@@ -14,7 +16,8 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,9 +30,15 @@ from veil.anonymize._landmarks import (
     apply_affine,
     similarity,
 )
-from veil.anonymize._warp import CanonicalFrame, match_colour, poisson_blend
+from veil.anonymize._warp import (
+    CanonicalFrame,
+    face_outline,
+    match_colour,
+    poisson_blend,
+    settle_colour,
+)
 from veil.anonymize.base import ANONYMIZERS, Anonymizer, _blend
-from veil.assets import load_mean_face
+from veil.assets import load_mean_face, load_synthetic_faces
 from veil.errors import ConfigError, InputError
 from veil.mask import Region
 from veil.registry import Registry
@@ -44,6 +53,7 @@ _PARTS = (slice(36, 42), slice(42, 48), slice(48, 68))
 #: parts whose size is perturbed per track: jaw, brows, nose, eyes, mouth
 _TRACK_PARTS = (slice(0, 17), slice(17, 27), slice(27, 36), slice(36, 48), slice(48, 68))
 BLENDS = ("poisson", "alpha")
+MAX_DEGREE = 2.0
 
 
 class FaceGenerator:
@@ -73,6 +83,20 @@ class FaceGenerator:
             rng: a generator seeded by ``(seed, key)``: same key, same face.
         """
         raise NotImplementedError
+
+    def generate_face(
+        self,
+        aligned: np.ndarray,
+        key: int,
+        rng: np.random.Generator,
+        taken: Collection[int] = (),
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """``(texture, shape (68, 2), index)``: a texture, the landmark shape (in the frame)
+        to draw it on, and which of the generator's identities it is (``-1``: no such
+        notion). Generators with several identities avoid those in ``taken`` (chosen for
+        other faces of the same image); the default draws :meth:`generate` on the frame's
+        mean shape."""
+        return self.generate(aligned, key, rng), self.frame.shape, -1
 
 
 class MeanFace(FaceGenerator):
@@ -138,10 +162,16 @@ class GalleryFace(FaceGenerator):
 GENERATORS: Registry[FaceGenerator] = Registry("face generator", group="veil.face_generators")
 GENERATORS.register("mean", MeanFace, "the shipped k-Same average face (default)")
 GENERATORS.register("gallery", GalleryFace, "k-Same average over a folder of donor faces")
+GENERATORS.register(
+    "nobodies",
+    "veil.anonymize._nobodies:Nobodies",
+    "one of the shipped k-Same faces per track, far from the person's (default)",
+)
 
 
 def target_shape(own: np.ndarray, mean: np.ndarray, degree: float) -> np.ndarray:
-    """``own (68, 2)`` moved toward ``mean`` (aligned to it by a similarity) by ``degree``.
+    """``own (68, 2)`` moved toward ``mean`` (aligned to it by a similarity) by ``degree``;
+    above 1 it goes past ``mean``, away from the person's own shape.
 
     Eyes and mouth move and scale with the face, but keep their own inner shape (how open,
     how wide a smile): that is expression, not identity.
@@ -195,14 +225,15 @@ class SyntheticFace(Anonymizer):
     """Replace each face with a synthetic one that keeps its pose and expression.
 
     Args:
-        degree: 0 keeps the person's landmark geometry, 1 moves it all the way to the mean
-            shape (in ``[0, 1]``).
+        degree: 0 keeps the person's landmark geometry, 1 moves it all the way to the
+            synthetic face's shape, above 1 (up to 2) past it, away from the person's.
         gallery: folder of donor faces; each track gets a k-Same average of ``k`` of them.
-            Default: the shipped average (``veil/assets/mean_face.npz``).
+            Default: one of the shipped k-Same faces (``veil/assets/synthetic_faces.npz``).
         k: donors per average with ``gallery``.
         fallback: anonymizer used where landmarks fail or anything goes wrong.
         blend: ``"poisson"`` (seamless) or ``"alpha"`` (feathered edge, faster).
-        generator: name in :data:`GENERATORS` (``gallery`` implies ``"gallery"``).
+        generator: name in :data:`GENERATORS` (default ``"nobodies"``; ``gallery`` implies
+            ``"gallery"``; ``"mean"``: the single shipped average).
         generator_options: keyword options of the generator (e.g. ``model_path``).
         smoothing: landmark smoothing along a track, ``[0, 1)``; 0 = off.
         min_size: faces smaller than this (pixels) go straight to ``fallback``.
@@ -227,8 +258,8 @@ class SyntheticFace(Anonymizer):
         min_size: float = 32.0,
     ) -> None:
         super().__init__(strength=strength, seed=seed)
-        if not 0.0 <= degree <= 1.0:
-            raise ConfigError(f"{self.name}: degree must be within [0, 1], got {degree}")
+        if not 0.0 <= degree <= MAX_DEGREE:
+            raise ConfigError(f"{self.name}: degree must be within [0, {MAX_DEGREE}], got {degree}")
         if blend not in BLENDS:
             raise ConfigError(f"{self.name}: unknown blend {blend!r}; choose one of: {BLENDS}")
         if fallback == self.name:
@@ -239,21 +270,35 @@ class SyntheticFace(Anonymizer):
         self.fallback = ANONYMIZERS.create(fallback, strength=strength, seed=seed)
         self.landmarks = LandmarkModel()
         self.smoother = LandmarkSmoother(smoothing)
-        mean = load_mean_face()
-        self.mean_meta = mean.meta
-        self.frame = CanonicalFrame(mean.shape, mean.texture.shape[0])
-        options: dict[str, Any] = {"frame": self.frame, **(generator_options or {})}
+        self.mean_meta: dict[str, Any] = {}
         if gallery is not None:
-            generator, options = generator or "gallery", {**options, "gallery": gallery, "k": k}
-        elif (generator or "mean") == "mean":
-            options["texture"] = mean.texture
-        self.generator_name = generator or "mean"
+            generator = generator or "gallery"
+        self.generator_name = generator or "nobodies"
+        self.frame, options = self._frame_and_options(self.generator_name)
+        options |= generator_options or {}
+        if gallery is not None:
+            options |= {"gallery": gallery, "k": k}
         self.generator = GENERATORS.create(self.generator_name, **options)
         # per-track identity: seeded by (seed, key); unseeded runs draw one salt per instance
         self._salt = seed if seed is not None else int.from_bytes(os.urandom(4), "little")
-        self._textures: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._textures: OrderedDict[int, _TrackFace] = OrderedDict()
         self._lock = threading.Lock()
         self.fallbacks = 0  # faces sent to the fallback so far (for audits and benchmarks)
+
+    def _frame_and_options(self, generator: str) -> tuple[CanonicalFrame, dict[str, Any]]:
+        """The canonical frame of the generator's textures and its default options."""
+        if generator == "nobodies":
+            faces = load_synthetic_faces()
+            self.mean_meta = faces.meta
+            frame = CanonicalFrame(faces.shape, faces.textures.shape[1])
+            return frame, {"frame": frame, "faces": faces}
+        mean = load_mean_face()
+        self.mean_meta = mean.meta
+        frame = CanonicalFrame(mean.shape, mean.texture.shape[0])
+        options: dict[str, Any] = {"frame": frame}
+        if generator == "mean":
+            options["texture"] = mean.texture
+        return frame, options
 
     # ------------------------------------------------------------------ the Anonymizer API
 
@@ -269,9 +314,10 @@ class SyntheticFace(Anonymizer):
         """A new image with every region's face replaced; pixels outside regions keep."""
         check_image(image)
         out = image.copy()
+        taken: set[int] = set()  # identities already given to a face of this image
         for region in regions:
             try:
-                done = self._replace(out, region)
+                done = self._replace(out, region, taken)
             except Exception as exc:  # fail closed: any failure -> the strong fallback
                 log.warning("synthetic: face %d failed (%r), using fallback", region.key, exc)
                 done = None
@@ -290,12 +336,13 @@ class SyntheticFace(Anonymizer):
             "blend": self.blend,
             "fallback": self.fallback.name,
             "generator": self.generator_name,
+            "identities": getattr(self.generator, "__len__", lambda: 1)(),
             "mean_face_k": self.mean_meta.get("k"),
         }
 
     # ------------------------------------------------------------------ one face
 
-    def _replace(self, image: np.ndarray, region: Region) -> np.ndarray | None:
+    def _replace(self, image: np.ndarray, region: Region, taken: set[int]) -> np.ndarray | None:
         """The region's crop with a synthetic face, or ``None`` when landmarks fail."""
         if region.size < self.min_size or not (region.alpha > 0).any():
             return None
@@ -310,29 +357,42 @@ class SyntheticFace(Anonymizer):
             return None
         offset = np.array([wx0, wy0], np.float32)
         points = self.smoother(region.key, points + offset) - offset
-        texture, mean_shape = self._texture(region.key, window, points)
-        target = target_shape(points, mean_shape, self.degree)
-        face = self._render(window, texture, points, target, region.size)
+        face = self._texture(region.key, window, points, taken)
+        taken.add(face.index)
+        target = target_shape(points, face.shape, self.degree)
+        drawn = self._render(window, face.texture, points, target, region.size)
         y, x = region.y0 - wy0, region.x0 - wx0
-        return face[y : y + region.alpha.shape[0], x : x + region.alpha.shape[1]]
+        return drawn[y : y + region.alpha.shape[0], x : x + region.alpha.shape[1]]
 
     def _texture(
-        self, key: int, window: np.ndarray, points: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """This track's ``(texture, mean shape)``, made once and kept (bounded LRU)."""
-        with self._lock:
-            if key in self._textures:
-                self._textures.move_to_end(key)
-                return self._textures[key]
-        rng = np.random.default_rng([self._salt & 0xFFFFFFFF, key & 0xFFFFFFFF])
+        self, key: int, window: np.ndarray, points: np.ndarray, taken: Collection[int] = ()
+    ) -> _TrackFace:
+        """This track's face, made once and kept (bounded LRU). Still images reuse face
+        indices as keys: a kept face whose aligned image no longer looks like the one it
+        was made for (:func:`~veil.anonymize._nobodies.signature`) is made again."""
+        from veil.anonymize._nobodies import SAME_FACE, signature
+
         aligned = self.frame.to_frame(window, points)[0]
-        texture = self.generator.generate(aligned, key, rng)
+        sig = signature(aligned)
+        with self._lock:
+            entry = self._textures.get(key)
+            if entry is not None and float(entry.signature @ sig) >= SAME_FACE:
+                self._textures.move_to_end(key)
+                entry.signature = sig  # follow slow changes along a track
+                return entry
+        rng = np.random.default_rng([self._salt & 0xFFFFFFFF, key & 0xFFFFFFFF])
+        texture, shape, index = self.generator.generate_face(aligned, key, rng, taken)
         if texture.shape != (self.frame.size, self.frame.size, 3) or texture.dtype != np.uint8:
             raise InputError(
                 f"generator {self.generator_name}: expected uint8 texture "
                 f"{(self.frame.size, self.frame.size, 3)}, got {texture.dtype} {texture.shape}"
             )
-        entry = (texture, _perturb(self.frame.shape, rng, 0.04 * self.strength))
+        if entry is not None:  # this key's face looks like another one now: chosen again
+            log.debug(
+                "synthetic: face %d changed (signature %.2f): identity %d -> %d",
+                key, float(entry.signature @ sig), entry.index, index,
+            )  # fmt: skip
+        entry = _TrackFace(texture, _perturb(shape, rng, 0.04 * self.strength), index, sig)
         with self._lock:
             self._textures[key] = entry
             while len(self._textures) > 64:
@@ -354,17 +414,30 @@ class SyntheticFace(Anonymizer):
             _hull(self.frame.face_points(own), hw),
             _hull(self.frame.face_points(target), hw),
         )
-        region = (own_hull | target_hull) & covered
+        # replaced: forehead up toward the hair line, brows, jaw contour (colour stats above
+        # come from the skin hulls only, so hair does not tint the face)
+        region = (_hull(face_outline(own), hw) | _hull(face_outline(target), hw)) & covered
         region = cv2.erode(region.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
         if region.sum() < 64:
             raise InputError(f"synthetic: face area of {region.sum()} px is too small")
         coloured = match_colour(warped, window, target_hull & covered, own_hull)
         if self.blend == "poisson":
-            return poisson_blend(coloured, window, region)
+            blended = poisson_blend(coloured, window, region)
+            return settle_colour(blended, window, own_hull & region, region, 0.1 * size)
         edge = cv2.GaussianBlur(region.astype(np.float32), (0, 0), max(1.0, 0.03 * size))
         alpha = (edge * region)[..., None]
         mixed = alpha * coloured + (1 - alpha) * window
         return np.clip(np.round(mixed), 0, 255).astype(np.uint8)
+
+
+@dataclass
+class _TrackFace:
+    """One track's synthetic face: texture, perturbed shape, identity, last signature."""
+
+    texture: np.ndarray
+    shape: np.ndarray
+    index: int
+    signature: np.ndarray
 
 
 def _hull(points: np.ndarray, hw: tuple[int, int]) -> np.ndarray:

@@ -19,9 +19,17 @@ import numpy as np
 
 from veil.errors import InputError
 
-__all__ = ["MEAN_FACE", "MeanFace", "load_mean_face"]
+__all__ = [
+    "MEAN_FACE",
+    "SYNTHETIC_FACES",
+    "MeanFace",
+    "SyntheticFaces",
+    "load_mean_face",
+    "load_synthetic_faces",
+]
 
 MEAN_FACE = "mean_face.npz"
+SYNTHETIC_FACES = "synthetic_faces.npz"
 
 
 @dataclass(frozen=True)
@@ -66,3 +74,68 @@ def load_mean_face(path: str | Path | None = None) -> MeanFace:
             f"got {texture.shape} and {shape.shape}"
         )
     return MeanFace(texture=texture, shape=shape, meta=meta)
+
+
+@dataclass(frozen=True)
+class SyntheticFaces:
+    """Many k-Same faces in one canonical frame (``scripts/build_synthetic_faces.py``).
+
+    Attributes:
+        textures: RGB ``uint8 (N, S, S, 3)``, each drawn on the frame's mean ``shape``.
+        shapes: ``float32 (N, 68, 2)``, each face's own landmark shape in the frame.
+        embeddings: ``float32 (N, 128)``, dlib embeddings of each texture on its shape.
+        shape: ``float32 (68, 2)``, the frame's mean landmarks in texture pixels.
+        meta: how they were built; per face ``k`` and ``min_distance_photo`` (lists).
+    """
+
+    textures: np.ndarray
+    shapes: np.ndarray
+    embeddings: np.ndarray
+    shape: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path: str | Path) -> None:
+        """Write every array and ``meta`` (as JSON) to a compressed ``.npz``."""
+        np.savez_compressed(
+            path,
+            textures=self.textures,
+            shapes=self.shapes,
+            embeddings=self.embeddings,
+            shape=self.shape,
+            meta=np.array(json.dumps(self.meta)),
+        )
+
+
+def load_synthetic_faces(path: str | Path | None = None) -> SyntheticFaces:
+    """Read :class:`SyntheticFaces` from ``path``; default the set shipped with veil."""
+    try:
+        if path is None:
+            with resources.files(__name__).joinpath(SYNTHETIC_FACES).open("rb") as f:
+                data = dict(np.load(f, allow_pickle=False))
+        else:
+            data = dict(np.load(path, allow_pickle=False))
+        faces = SyntheticFaces(
+            textures=np.asarray(data["textures"], np.uint8),
+            shapes=np.asarray(data["shapes"], np.float32),
+            embeddings=np.asarray(data["embeddings"], np.float32),
+            shape=np.asarray(data["shape"], np.float32),
+            meta=json.loads(str(data["meta"])),
+        )
+    except (OSError, KeyError, ValueError) as exc:
+        where = path if path is not None else f"veil/assets/{SYNTHETIC_FACES}"
+        raise InputError(f"could not read the synthetic faces {where}: {exc}") from exc
+    n = len(faces.textures)
+    if (
+        faces.textures.ndim != 4
+        or faces.textures.shape[3] != 3
+        or faces.shapes.shape != (n, 68, 2)
+        or faces.embeddings.shape != (n, 128)
+        or faces.shape.shape != (68, 2)
+        or n == 0
+    ):
+        raise InputError(
+            f"synthetic faces: expected textures (N, S, S, 3), shapes (N, 68, 2), embeddings "
+            f"(N, 128), shape (68, 2), got {faces.textures.shape}, {faces.shapes.shape}, "
+            f"{faces.embeddings.shape}, {faces.shape.shape}"
+        )
+    return faces

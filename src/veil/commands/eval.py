@@ -191,9 +191,13 @@ def _privacy_tables(report: PrivacyReport) -> None:
         for r in [*report.leakage, *([report.baseline] if report.baseline else [])]:
             link = [_pct(r.linkage_rank1), _pct(r.linkage_chance), _pct(r.within)]
             reid = [_pct(r.reid.rank1), _pct(r.reid.mean_ap), _pct(r.reid.chance_rank1)]
-            rows.append([r.attack, str(r.faces), *link, *reid, r.band])
+            rows.append([r.attack, str(r.faces), *link, *reid, _pct(r.hubness), r.band])
         header = ["attack", "faces", "linkage@1", "chance", "d<0.6"]
-        _table([*header, "re-id@1", "re-id mAP", "chance@1", "band"], rows)
+        _table([*header, "re-id@1", "re-id mAP", "chance@1", "hub@3", "band"], rows)
+        click.echo(
+            "hub@3: share of outputs whose nearest original is one of the 3 most frequent "
+            f"nearest originals (even spread: {_pct(min(1.0, 3 / report.leakage[0].faces))})"
+        )
         worst = report.worst
         if worst is not None:
             click.echo(

@@ -7,7 +7,8 @@ cannot drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import click
@@ -27,11 +28,15 @@ from veil.mask import MASK_SHAPES
 
 __all__ = [
     "anonymizer_options_from",
+    "check_method_options",
     "detector_options",
     "image_method_options",
+    "method_options",
+    "parse_option_value",
     "pipeline_options",
     "region_config_from",
     "region_options",
+    "request_method_options",
     "run_config",
     "stack_options",
     "tracking_options",
@@ -303,11 +308,13 @@ def detector_options(fn: Any) -> Any:
 
 
 def pipeline_options(fn: Any) -> Any:
-    """Detector options plus method, strength, ``--image``, mask shape/scale/margin/drop,
-    feather, seed, who is anonymized (``--keep``, ``--only``, their thresholds), where
-    (``--region``, ``--exclude-region``, ``--regions-file``) and ``--target``."""
+    """Detector options plus method, strength, ``--image``, ``--degree``,
+    ``--method-option``, mask shape/scale/margin/drop, feather, seed, who is anonymized
+    (``--keep``, ``--only``, their thresholds), where (``--region``, ``--exclude-region``,
+    ``--regions-file``) and ``--target``."""
     options = _DETECTOR_OPTIONS + _MASK_AND_METHOD_OPTIONS + _IMAGE_METHOD_OPTIONS
-    return stack_options(options + _CONSENT_OPTIONS + _REGION_OPTIONS + _TARGET_OPTIONS, fn)
+    options = options + _METHOD_OPTION_OPTIONS + _CONSENT_OPTIONS + _REGION_OPTIONS
+    return stack_options(options + _TARGET_OPTIONS, fn)
 
 
 def detector_config(options: dict[str, Any]) -> DetectorConfig:
@@ -346,7 +353,7 @@ def run_config(
             method=options["method"],
             strength=options["strength"],
             seed=options["seed"],
-            options=anonymizer_options_from(options),
+            options=anonymizer_options_from(options) | method_options(options),
         ),
         output=output or OutputConfig(),
         workers=workers,
@@ -359,3 +366,118 @@ def run_config(
         regions=region_config_from(options),
         target=options.get("target") or RunConfig().target,
     )
+
+
+# --- method options: --degree and --method-option key=value (any method's own options) -------
+
+_METHOD_OPTION_OPTIONS = [
+    click.option(
+        "--degree",
+        type=click.FloatRange(0, 2),
+        default=None,
+        help="synthetic: how far the face's geometry moves from the person's own: 0 keeps "
+        "it, 1 (default) takes the synthetic face's, up to 2 goes past it.",
+    ),
+    click.option(
+        "--method-option",
+        "method_option",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="An option of the method's constructor, e.g. --method-option blend=alpha "
+        "(repeatable; values are read as int, float, true/false, none or text).",
+    ),
+]
+
+#: options set by their own flags, never through --method-option
+_OWN_FLAGS = {"strength": "--strength", "seed": "--seed"}
+
+
+def parse_option_value(text: str) -> Any:
+    """``"3"`` -> 3, ``"0.5"`` -> 0.5, ``"true"``/``"false"`` (any case) -> bool,
+    ``"none"`` -> None, anything else the text itself."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    return None if lowered in ("none", "null") else text
+
+
+def _parse_pairs(pairs: Iterable[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"method option {pair!r}: expected KEY=VALUE, e.g. degree=1.2")
+        out[key.strip()] = parse_option_value(value.strip())
+    return out
+
+
+def check_method_options(method: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` checked against ``method``'s constructor: an unknown key (or one with a
+    flag of its own) raises ``ConfigError`` naming it and listing the valid keys."""
+    from veil.anonymize.base import ANONYMIZERS
+
+    params = inspect.signature(ANONYMIZERS.get(method).__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return dict(options)
+    valid = [
+        n
+        for n, p in params.items()
+        if n != "self" and n not in _OWN_FLAGS and p.kind is not inspect.Parameter.VAR_POSITIONAL
+    ]
+    for key in options:
+        if key in _OWN_FLAGS:
+            raise ConfigError(f"method option {key!r}: use {_OWN_FLAGS[key]}")
+        if key not in valid:
+            listed = ", ".join(valid) or "none"
+            raise ConfigError(f"method {method!r} has no option {key!r}; valid options: {listed}")
+    return dict(options)
+
+
+def method_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The method's own options from ``--method-option`` pairs and ``--degree``, checked
+    (see :func:`check_method_options`); empty when neither is given."""
+    found = _parse_pairs(options.get("method_option") or ())
+    if options.get("degree") is not None:
+        found["degree"] = float(options["degree"])
+    return check_method_options(options["method"], found) if found else {}
+
+
+#: options that name files or nest other options: settings files only, never a request
+_NOT_FROM_REQUESTS = {"gallery", "generator_options", "model_path"}
+
+
+def request_method_options(
+    method: str,
+    pairs: Iterable[str] = (),
+    json_text: str | None = None,
+    degree: float | None = None,
+) -> dict[str, Any]:
+    """The service's form fields as :func:`method_options`: ``method_option`` pairs
+    (``KEY=VALUE``, repeatable), ``method_options`` (a JSON object, values as typed) and
+    ``degree``; raises ``ConfigError``. Only scalar values, and no paths: a request must
+    not make the server read its own files (``gallery=/some/folder``)."""
+    import json
+
+    found: dict[str, Any] = {}
+    if json_text:
+        try:
+            parsed = json.loads(json_text)
+        except ValueError as exc:
+            raise ConfigError(f"method_options: not JSON: {exc}") from exc
+        if not isinstance(parsed, dict):
+            raise ConfigError('method_options: expected a JSON object, e.g. {"degree": 1.2}')
+        found |= parsed
+    found |= _parse_pairs(pairs)
+    if degree is not None:
+        found["degree"] = float(degree)
+    for key, value in found.items():  # a request must not name files on the server
+        if key in _NOT_FROM_REQUESTS or not isinstance(value, (int, float, str, type(None))):
+            raise ConfigError(f"method option {key!r} is not accepted by the service")
+        if isinstance(value, str) and ("/" in value or "\\" in value or value.startswith(".")):
+            raise ConfigError(f"method option {key!r}: paths are not accepted by the service")
+    return check_method_options(method, found)

@@ -14,6 +14,9 @@ row ``i`` of both from the same photo, so they can be checked by hand.
   *other* photo, positives = photos of the same person; rank-1 and mean average precision.
 * :func:`share_within`: share of anonymized faces within ``SAME_PERSON_DISTANCE`` of their own
   original, i.e. that dlib's verifier would still match to the person.
+* :func:`hubness`: share of anonymized faces whose nearest original is one of the ``top``
+  (3) originals most often nearest: 3/n when nearest originals spread evenly, near 1 when
+  every output looks like the same few people (one replacement face for everyone).
 * :func:`privacy_band`: DeepPrivacy2's bands on such a share (excellent < 10%, good 10-25%,
   moderate 25-50%, poor > 50%).
 """
@@ -35,6 +38,8 @@ __all__ = [
     "SAME_PERSON_DISTANCE",
     "FaceEmbedder",
     "ReIdentification",
+    "embed_texture",
+    "hubness",
     "linkage_rank1",
     "pairwise_distances",
     "privacy_band",
@@ -132,6 +137,19 @@ class FaceEmbedder:
         return faces, np.asarray(vectors, np.float32).reshape(-1, 128)
 
 
+def embed_texture(embedder: FaceEmbedder, texture: np.ndarray, shape68: np.ndarray) -> np.ndarray:
+    """Embedding of a face in a canonical frame (``texture (S, S, 3)``, its 68 landmarks
+    ``shape68``): upscaled 2x (cubic) so dlib sees a face of its usual size, embedded in
+    the HOG-like box the landmarks imply. The synthetic faces' build scripts and the
+    anonymizer (choosing a face far from the person's) measure faces this same way."""
+    import cv2
+
+    from veil.anonymize._landmarks import hog_box
+
+    big = cv2.resize(texture, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+    return embedder.embed(big, hog_box(np.asarray(shape68, np.float64) * 2))
+
+
 # --- metrics on embedding arrays -------------------------------------------------------------
 
 
@@ -152,6 +170,17 @@ def linkage_rank1(anonymized: np.ndarray, originals: np.ndarray) -> float:
     if d.size == 0:
         return float("nan")
     return float(np.mean(np.argmin(d, axis=1) == np.arange(len(d))))
+
+
+def hubness(anonymized: np.ndarray, originals: np.ndarray, top: int = 3) -> float:
+    """Share of rows whose nearest original is one of the ``top`` originals that are most
+    often nearest (ties: lowest index). NaN for no rows."""
+    d = pairwise_distances(anonymized, originals)
+    if d.size == 0:
+        return float("nan")
+    counts = np.bincount(np.argmin(d, axis=1), minlength=d.shape[1])
+    hubs = np.argsort(-counts, kind="stable")[:top]
+    return float(counts[hubs].sum() / len(d))
 
 
 def share_within(

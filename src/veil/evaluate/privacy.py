@@ -15,8 +15,10 @@ finds one, default dlib HOG then CenterFace). On the anonymized image:
   knows where the face was, so the region is embedded even when no face is detected), then
   the metrics of :mod:`veil.evaluate.identity`, without attack and after each attack of
   :data:`veil.evaluate.attacks.ATTACKS`. Re-identification needs the ``<person>/<image>``
-  layout. The privacy band is DeepPrivacy2's, applied to the share of anonymized faces
-  within dlib's 0.6 same-person distance of their own original, worst case over attacks.
+  layout. **Hubness**: the share of anonymized faces whose nearest original is one of the
+  3 most frequent nearest originals (3/n when they spread evenly). The privacy band is
+  DeepPrivacy2's, applied to the share of anonymized faces within dlib's 0.6 same-person
+  distance of their own original, worst case over attacks.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from veil.evaluate.detection import find_output
 from veil.evaluate.identity import (
     FaceEmbedder,
     ReIdentification,
+    hubness,
     linkage_rank1,
     privacy_band,
     reidentification,
@@ -138,6 +141,7 @@ class Leakage:
     linkage_chance: float
     within: float  # share within dlib's 0.6 of its own original
     reid: ReIdentification
+    hubness: float = float("nan")  # share nearest to one of the 3 most frequent nearest
 
     @property
     def band(self) -> str:
@@ -159,6 +163,7 @@ def _leakage(attack: str, queries: np.ndarray, originals: np.ndarray, labels: An
         linkage_chance=1.0 / n if n else nan,
         within=share_within(queries, originals),
         reid=reid,
+        hubness=hubness(queries, originals),
     )
 
 
@@ -208,6 +213,8 @@ def _leakage_dict(r: Leakage) -> dict[str, Any]:
         "reid_map": _num(r.reid.mean_ap),
         "reid_queries": r.reid.queries,
         "reid_chance_rank1": _num(r.reid.chance_rank1),
+        "hubness_top3": _num(r.hubness),
+        "hubness_chance": _num(min(1.0, 3 / r.faces)) if r.faces else None,
     }
 
 

@@ -27,6 +27,7 @@ from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 
 from veil import __version__
+from veil.commands.options import request_method_options
 from veil.config import RunConfig
 from veil.detect.base import DETECTORS
 from veil.io.images import read_image, write_image
@@ -197,16 +198,27 @@ def _add_routes(app: FastAPI, svc: Service) -> None:
         detector: Annotated[Detector, Form()] = detector0,  # type: ignore[valid-type]
         threshold: Annotated[float | None, Form(ge=0, le=1)] = d.detector.threshold,
         target: Annotated[Literal["face", "head", "person"], Form()] = d.target,  # type: ignore[assignment]
+        degree: Annotated[float | None, Form(ge=0, le=2)] = None,
+        method_option: Annotated[list[str] | None, Form()] = None,
+        method_options: Annotated[str | None, Form()] = None,
     ) -> RunConfig:
-        """Form fields -> the default :class:`RunConfig` with those fields replaced."""
+        """Form fields -> the default :class:`RunConfig` with those fields replaced; the
+        method's own options (``degree``, ``method_option`` KEY=VALUE fields, a JSON object
+        in ``method_options``) are checked like the CLI's ``--method-option``."""
         det_options = d.detector.options if _value(detector) == d.detector.name else {}
+        anon_options = dict(d.anonymizer.options) if _value(method) == d.anonymizer.method else {}
+        anon_options |= veil_call(
+            request_method_options, _value(method), method_option or (), method_options, degree
+        )
         return dataclasses.replace(
             d,
             detector=dataclasses.replace(
                 d.detector, name=_value(detector), threshold=threshold, options=det_options
             ),
             mask=dataclasses.replace(d.mask, shape=_value(mask)),
-            anonymizer=dataclasses.replace(d.anonymizer, method=_value(method), strength=strength),
+            anonymizer=dataclasses.replace(
+                d.anonymizer, method=_value(method), strength=strength, options=anon_options
+            ),
             target=target,
         )
 
