@@ -29,25 +29,10 @@ from collections import Counter
 from pathlib import Path
 
 from veil.config import ConsentConfig
-from veil.evaluate.consent import decide, measure
+from veil.evaluate.consent import COLUMNS, decide, measure, share, summary
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _machine
-
-
-def _pct(a: int, b: int) -> str:
-    return f"{a}/{b} ({100 * a / b:.1f}%)" if b else "n/a"
-
-
-def _rows(c: Counter[str]) -> list[str]:
-    return [
-        _pct(c["other_kept"], c["other_pairs"]),
-        _pct(c["own_kept"], c["own"]),
-        _pct(c["gallery_own_kept"], c["gallery_photos"]),
-        _pct(c["gallery_wrong"], c["gallery_photos"]),
-        _pct(c["own_hidden_only"], c["own"]),
-        _pct(c["other_hidden_only"], c["other_labelled"]),
-    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,20 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"reference photos refused before one was accepted: {dict(refused) or 0}")
     faces: Counter[str] = Counter(ch.reason or "reliable" for p in photos for ch in p.checks)
     print(f"input faces by reliability: {dict(faces)}")
-    head = [
-        "keep threshold",
-        "others kept (pairs; target 0)",
-        "own photos kept (target >= 70%)",
-        "own kept, all refs at once",
-        "kept as someone else, all refs",
-        "--only: own hidden",
-        "--only: others hidden too",
-    ]
+    head = ["keep threshold", *COLUMNS.values()]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for value in args.keep_thresholds.split(","):
         config = dataclasses.replace(base, keep_threshold=float(value))
-        print(f"| {float(value):.2f} | " + " | ".join(_rows(decide(refs, photos, config))) + " |")
+        counts = summary(decide(refs, photos, config))
+        print(f"| {float(value):.2f} | " + " | ".join(share(*counts[k]) for k in COLUMNS) + " |")
     return 0
 
 

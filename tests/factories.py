@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import skimage.data
+from click.testing import CliRunner, Result
+from PIL import Image
 
 from veil.boxes import box_iou
 from veil.types import Faces
@@ -113,3 +117,47 @@ def decode_image(data: bytes) -> np.ndarray:
 
     with Image.open(io.BytesIO(data)) as im:
         return np.asarray(im.convert("RGB"))
+
+
+# --- two people in one scene, and the helpers their CLI tests share ---------------------------
+
+#: canvas of :func:`two_people`: the astronaut on the left half, the cameraman on the right
+TWO_PEOPLE_SIZE = (300, 640)
+
+
+def two_people(astronaut_scale: float = 0.6) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(image, astronaut box, cameraman box)``: two real people the detector finds, the
+    astronaut on the left, the cameraman (in profile) on the right."""
+    size = TWO_PEOPLE_SIZE
+    left, a_box = face_on_canvas(scale=astronaut_scale, offset=(0, 10), canvas=size, seed=1)
+    right, c_box = face_on_canvas(
+        person="cameraman", scale=0.8, offset=(150, 0), canvas=size, seed=2
+    )
+    image = left.copy()
+    image[:, 320:] = right[:, 150:470]
+    return image, a_box, c_box + np.array([170, 0, 170, 0], np.float32)
+
+
+def save_png(path: Path, image: np.ndarray) -> Path:
+    """``image`` written to ``path`` (its folders made); returns ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(path)
+    return path
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """An image file as RGB ``int`` (so differences do not wrap)."""
+    return np.asarray(Image.open(path).convert("RGB")).astype(int)
+
+
+def box_change(out: np.ndarray, src: np.ndarray, box: np.ndarray) -> float:
+    """Mean absolute change of the pixels in ``box`` (xyxy) between two images."""
+    x0, y0, x1, y1 = box.astype(int)
+    return float(np.abs(out[y0:y1, x0:x1].astype(int) - src[y0:y1, x0:x1].astype(int)).mean())
+
+
+def run_cli(*args: object) -> Result:
+    """``veil ARGS`` in-process (exceptions propagate)."""
+    from veil.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-from PIL import Image
 
-from factories import face_on_canvas
-from veil.cli import main
+from factories import box_change as changed
+from factories import face_on_canvas, two_people
+from factories import load_rgb as load
+from factories import run_cli as run
+from factories import save_png as save
 from veil.config import ConsentConfig, RunConfig
 from veil.consent import ConsentList, FaceCheck, TrackConsent, reference_photos
 from veil.errors import ConfigError, InputError
@@ -20,36 +21,6 @@ from veil.pipeline import Pipeline
 from veil.types import Faces
 
 SIZE = (300, 640)  # canvas of each scene
-
-
-def save(path: Path, image: np.ndarray) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(path)
-    return path
-
-
-def load(path: Path) -> np.ndarray:
-    return np.asarray(Image.open(path).convert("RGB")).astype(int)
-
-
-def changed(out: np.ndarray, src: np.ndarray, box: np.ndarray) -> float:
-    x0, y0, x1, y1 = box.astype(int)
-    return float(np.abs(out[y0:y1, x0:x1].astype(int) - src[y0:y1, x0:x1].astype(int)).mean())
-
-
-def run(*args: object) -> object:
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def two_people(astronaut_scale: float = 0.6) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The astronaut on the left, the cameraman on the right: (image, box of each)."""
-    left, a_box = face_on_canvas(scale=astronaut_scale, offset=(0, 10), canvas=SIZE, seed=1)
-    right, c_box = face_on_canvas(
-        person="cameraman", scale=0.8, offset=(150, 0), canvas=SIZE, seed=2
-    )
-    image = left.copy()
-    image[:, 320:] = right[:, 150:470]
-    return image, a_box, c_box + np.array([170, 0, 170, 0], np.float32)
 
 
 def reference(tmp_path: Path, name: str = "ada.png", **kw: object) -> Path:

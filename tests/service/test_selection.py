@@ -15,29 +15,14 @@ import httpx
 import numpy as np
 import pytest
 
-from factories import decode_image, face_on_canvas, png_bytes
+from factories import box_change as changed
+from factories import decode_image, face_on_canvas, png_bytes, two_people
 from veil.service import ServiceSettings
 
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SIZE = (300, 640)
 MAX_IMAGE = 1_500_000
-
-
-def two_people() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The astronaut on the left, the cameraman on the right: (image, box of each)."""
-    left, a_box = face_on_canvas(scale=0.6, offset=(0, 10), canvas=SIZE, seed=1)
-    right, c_box = face_on_canvas(
-        person="cameraman", scale=0.8, offset=(150, 0), canvas=SIZE, seed=2
-    )
-    image = left.copy()
-    image[:, 320:] = right[:, 150:470]
-    return image, a_box, c_box + np.array([170, 0, 170, 0], np.float32)
-
-
-def changed(out: np.ndarray, src: np.ndarray, box: np.ndarray) -> float:
-    x0, y0, x1, y1 = box.astype(int)
-    return float(np.abs(out[y0:y1, x0:x1].astype(int) - src[y0:y1, x0:x1].astype(int)).mean())
 
 
 def astronaut_reference() -> bytes:

@@ -11,20 +11,6 @@ import click
 
 __all__ = ["consent"]
 
-_HEAD = [
-    "keep threshold",
-    "others kept (pairs; target 0)",
-    "own photos kept (target >= 70%)",
-    "own kept, all refs at once",
-    "kept as someone else, all refs",
-    "--only: own hidden",
-    "--only: others hidden too",
-]
-
-
-def _pct(count: int, total: int) -> str:
-    return f"{count}/{total} ({100 * count / total:.1f}%)" if total else "n/a"
-
 
 @click.command("consent")
 @click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
@@ -55,7 +41,7 @@ def consent(
 
     from veil.config import ConsentConfig
     from veil.errors import VeilError
-    from veil.evaluate.consent import decide, measure, summary
+    from veil.evaluate.consent import COLUMNS, decide, measure, share, summary
 
     base = ConsentConfig()
     try:
@@ -74,11 +60,12 @@ def consent(
     click.echo(f"{root}: {len(found.refs)} people with a reference, {len(found.photos)} inputs")
     click.echo(f"reference photos refused before one was accepted: {dict(found.refused) or 0}")
     rows = []
-    click.echo("| " + " | ".join(_HEAD) + " |")
-    click.echo("|" + "---|" * len(_HEAD))
+    head = ["keep threshold", *COLUMNS.values()]
+    click.echo("| " + " | ".join(head) + " |")
+    click.echo("|" + "---|" * len(head))
     for config in configs:
         counts = summary(decide(found.refs, found.photos, config))
-        cells = [_pct(*v) for v in counts.values()]
+        cells = [share(*counts[k]) for k in COLUMNS]
         click.echo(f"| {config.keep_threshold:.2f} | " + " | ".join(cells) + " |")
         rows.append(
             {"keep_threshold": config.keep_threshold} | {k: list(v) for k, v in counts.items()}

@@ -139,6 +139,22 @@ def decide(refs: dict[str, np.ndarray], photos: list[Photo], config: ConsentConf
     return c
 
 
+#: the table's columns after the threshold: ``summary`` key -> heading
+COLUMNS = {
+    "others_kept": "others kept (pairs; target 0)",
+    "own_kept": "own photos kept (target >= 70%)",
+    "own_kept_all_refs": "own kept, all refs at once",
+    "kept_as_someone_else": "kept as someone else, all refs",
+    "only_own_hidden": "--only: own hidden",
+    "only_others_hidden": "--only: others hidden too",
+}
+
+
+def share(count: int, total: int) -> str:
+    """``"count/total (pct%)"``, or ``"n/a"`` for nothing counted."""
+    return f"{count}/{total} ({100 * count / total:.1f}%)" if total else "n/a"
+
+
 def summary(c: Counter[str]) -> dict[str, tuple[int, int]]:
     """``name -> (count, out of)`` of the table's columns."""
     return {
