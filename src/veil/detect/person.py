@@ -28,9 +28,10 @@ No rotation: regions are upright squares, as for the evaluation estimator in
 
 :meth:`PersonSegmenter.scan_mask` is the fail-safe part for people the detector does not
 see (cut-off torsos at the frame edge, backs, seated, crowded): the landmark model's
-segmentation on a fixed set of windows (:data:`SCAN`, :func:`scan_windows`), whatever its
-pose presence, kept where the person probability reaches ``scan_threshold`` (0.8: lower
-takes much more background). It is no person detector (one mask for the image, no rows).
+segmentation on a fixed set of windows (:data:`SCAN`, :func:`scan_windows`), kept where
+the person probability reaches ``scan_threshold`` (0.8: lower takes much more background)
+or, in a window whose pose presence reaches ``presence``, ``threshold`` as the person
+masks. It is no person detector (one mask for the image, no rows).
 """
 
 from __future__ import annotations
@@ -192,15 +193,19 @@ class PersonSegmenter:
 
     def scan_mask(self, image_rgb: np.ndarray) -> np.ndarray:
         """``bool (H, W)``: pixels the landmark model's segmentation gives to a person
-        (probability >= ``scan_threshold``) in any window of :func:`scan_windows` for each
-        set of ``scan``, whatever the pose presence (see the module docs)."""
+        (probability >= ``scan_threshold``, or >= ``threshold`` in a window with pose
+        presence >= ``presence``) in any window of :func:`scan_windows` for each set of
+        ``scan`` (see the module docs)."""
         image = check_image(image_rgb)
         h, w = image.shape[:2]
         prob = np.zeros((h, w), np.float32)
         for side, inset in self.scan:
             for roi in scan_windows(h, w, side, inset):
-                _, _, seg = self._landmarks(image, roi)
-                np.maximum(prob, _warp_back(_sigmoid(seg), roi, (h, w)), out=prob)
+                _, presence, seg = self._landmarks(image, roi)
+                part = _warp_back(_sigmoid(seg), roi, (h, w))
+                if presence >= self.presence:  # a person there: the masks' own threshold
+                    part *= self.scan_threshold / self.threshold
+                np.maximum(prob, part, out=prob)
         return prob >= self.scan_threshold
 
     def segment(
