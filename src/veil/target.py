@@ -165,17 +165,16 @@ class PersonTarget:
         if self.scan and scan_mask is not None:
             scanned = _mask_region(scan_mask(image()), len(out), SCAN_KEY)
             persons += [scanned] if scanned is not None else []
+        body = union_mask(persons, shape)  # the body priors never stand for a face
         if self.body is not None:
             for j, b in enumerate(faces.xyxy):
-                x0, y0, alpha = body_prior(b, shape[:2], self.body)
-                box = (float(x0), float(y0), float(x0 + alpha.shape[1]), float(y0 + alpha.shape[0]))
-                size = (box[2] - box[0] + box[3] - box[1]) / 2
+                x0, y0, alpha = body_prior(b, (shape[0], shape[1]), self.body)
                 if alpha.any():
                     x1, y1 = x0 + alpha.shape[1], y0 + alpha.shape[0]
-                    persons.append(
-                        Region(x0, y0, x1, y1, alpha, size, len(out) + 1 + j, BODY_KEY + j, box)
-                    )
-        body = union_mask(persons, shape)
+                    size = ((x1 - x0) + (y1 - y0)) / 2
+                    box = (float(x0), float(y0), float(x1), float(y1))
+                    index = len(out) + 1 + j
+                    persons.append(Region(x0, y0, x1, y1, alpha, size, index, BODY_KEY + j, box))
         for region in masker.regions(faces, shape):
             inside = region.alpha > 0
             if inside.any() and body[region.slices][inside].mean() >= self.covered:
