@@ -112,7 +112,8 @@ class HeadTarget:
 
 
 class PersonTarget:
-    """Person masks, plus the face region of every face they leave uncovered.
+    """Person masks, the scan mask and body priors, plus the face region of every face the
+    person and scan masks leave uncovered.
 
     ``covered``: share of a face region's pixels that person masks must cover for the face
     region to be left out. ``body``: the body prior below each face (:data:`BODY` units;
@@ -209,9 +210,9 @@ def body_prior(
     face_xyxy: np.ndarray, hw: tuple[int, int], units: tuple[float, float] = BODY
 ) -> tuple[int, int, np.ndarray]:
     """``(x0, y0, alpha)``: a body-shaped region for a face box, clipped to an image of
-    ``hw``: the head (an ellipse 1.5 face widths by 2.2 face heights on the face), a neck
-    as wide as the face, shoulders widening to ``units[0]`` face widths one face height
-    below the chin, straight down to ``units[1]`` face heights below the face box (or the
+    ``hw``: the head (an ellipse 1.5 face widths by 2.2 face heights on the face), 1.2
+    face widths at the chin, widening to ``units[0]`` face widths (the shoulders) 1.3 face
+    heights below the chin, straight down to ``units[1]`` face heights below the face box (or the
     frame edge). Where a person really is seated, turned or cut off this takes some
     background: it is the fail-safe guess for bodies the pose models miss."""
     x0, y0, x1, y1 = (float(v) for v in face_xyxy)
