@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,11 +56,16 @@ def _coco(annotations: Path):  # type: ignore[no-untyped-def]
         return COCO(str(annotations))
 
 
-def measure(root: Path, segmenter: PersonSegmenter, limit: int | None) -> dict[str, float]:
+def measure(
+    root: Path, segmenter: PersonSegmenter, limit: int | None, half: str = "", **target_options: Any
+) -> dict[str, float]:
+    """The figures on the images with people (``half``: ``first`` / ``second`` half only)."""
     coco = _coco(root / "annotations" / "person_keypoints_val2017.json")
     pipe = Pipeline.from_config(RunConfig())
-    target, masker = PersonTarget(segmenter), Masker()
+    target, masker = PersonTarget(segmenter, **target_options), Masker()
     ids = [i for i in sorted(coco.getImgIds()) if coco.getAnnIds(imgIds=i, iscrowd=False)]
+    if half:
+        ids = ids[: len(ids) // 2] if half == "first" else ids[len(ids) // 2 :]
     gt_px = hit_px = out_px = bg_px = 0
     per_bin = {name: [0, 0] for _, _, name in BINS}
     people = people_ok = 0
@@ -165,20 +171,30 @@ def main() -> None:
     parser.add_argument("--grids", default=None, help="detector tile grids, e.g. 2,3")
     parser.add_argument("--detector-score", type=float, default=None)
     parser.add_argument("--presence", type=float, default=None, help="pose presence")
+    parser.add_argument("--scan-threshold", type=float, default=None, help="scan probability")
+    parser.add_argument("--no-scan", action="store_true", help="without the scan mask")
+    parser.add_argument("--no-body", action="store_true", help="without the body priors")
+    parser.add_argument(
+        "--half", choices=("first", "second"), default="", help="half of the images only"
+    )
     args = parser.parse_args()
     pairs = (
         ("threshold", args.threshold),
         ("grow", args.grow),
         ("detector_score", args.detector_score),
         ("presence", args.presence),
+        ("scan_threshold", args.scan_threshold),
         ("grids", tuple(int(n) for n in args.grids.split(",") if n) if args.grids else None),
     )
     options = {k: v for k, v in pairs if v is not None}
     segmenter = PersonSegmenter(**options)
     started = time.perf_counter()
-    result = measure(args.root, segmenter, args.limit)
+    target_options: dict[str, Any] = {"scan": not args.no_scan}
+    if args.no_body:
+        target_options["body"] = None
+    result = measure(args.root, segmenter, args.limit, args.half, **target_options)
     print(f"## --target person on {args.root.name}: regions vs ground-truth person masks")
-    print(f"segmenter {segmenter.describe()}")
+    print(f"segmenter {segmenter.describe()}; target {target_options}; half {args.half or 'all'}")
     print("| measure | value |")
     print("|---|---|")
     for key, value in result.items():

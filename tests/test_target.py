@@ -79,7 +79,7 @@ def test_person_target_never_hides_less_than_face_mode(
 ) -> None:
     found = faces(FACE)
     seg = FakeSegmenter(masks)
-    target = T.PersonTarget(seg)
+    target = T.PersonTarget(seg, body=None)  # the body prior would cover the face too
     covered = regions_of(target, found)
     face_only = regions_of(T.FaceTarget(), found)
     assert not (face_only & ~covered).any()  # never less than face mode
@@ -101,6 +101,58 @@ def test_a_stream_target_tries_where_people_were_on_the_frame_before() -> None:
     for _ in range(2):
         still.regions(lambda: image, faces(FACE), Masker(), SHAPE)
     assert seg.rois[-2:] == [[], []]
+
+
+def test_body_prior_lies_below_the_face_within_a_few_face_widths() -> None:
+    face = np.array([100.0, 40.0, 140.0, 80.0])  # 40 x 40
+    x0, y0, alpha = T.body_prior(face, (1000, 1000))
+    m = np.zeros((1000, 1000), bool)
+    m[y0 : y0 + alpha.shape[0], x0 : x0 + alpha.shape[1]] = alpha > 0
+    assert m[60, 120] and m[20, 120]  # the face and the hair above it
+    assert m[80 + 3 * 40, 120 - 60] and m[80 + 3 * 40, 120 + 60]  # chest, 1.5 widths out
+    assert m[80 + 7 * 40 - 2, 120] and not m[80 + 7 * 40 + 2, 120]  # 7 face heights down
+    assert not m[80 + 3 * 40, 120 + 80]  # beyond 1.75 face widths: not the body
+    assert not m[85, 120 + 60]  # beside the chin, above the shoulders
+    assert not m[10, 120]  # well above the head
+    # clipped to the frame; a face outside it gives nothing
+    x0, y0, alpha = T.body_prior(face, (200, 130))
+    assert y0 + alpha.shape[0] == 200 and x0 + alpha.shape[1] == 130
+    assert T.body_prior(np.array([500.0, 500, 540, 540]), (200, 300))[2].size == 0
+
+
+def test_person_target_hides_a_body_below_every_face_the_pose_models_miss() -> None:
+    found = faces(FACE)
+    with_body = regions_of(T.PersonTarget(FakeSegmenter([])), found)
+    without = regions_of(T.PersonTarget(FakeSegmenter([]), body=None), found)
+    chest = (120, 80 + 2 * 40)
+    assert with_body[chest[1], chest[0]] and not without[chest[1], chest[0]]
+    assert not (without & ~with_body).any()
+    assert not with_body[:, :40].any()  # far beside the person: left alone
+
+
+class ScanningSegmenter(FakeSegmenter):
+    """A segmenter that also answers a scan mask (the given one)."""
+
+    def __init__(self, scan: np.ndarray) -> None:
+        super().__init__([])
+        self.scan = scan
+        self.scanned = 0
+
+    def scan_mask(self, image: np.ndarray) -> np.ndarray:
+        self.scanned += 1
+        return self.scan
+
+
+def test_person_target_adds_the_scan_mask_of_people_nobody_detected() -> None:
+    seg = ScanningSegmenter(body(200, 50, 280, 200))  # no face, no pose detection
+    hidden = regions_of(T.PersonTarget(seg), faces(FACE))
+    assert hidden[50:200, 200:280].all() and seg.scanned == 1
+    assert not regions_of(T.PersonTarget(seg, scan=False), faces(FACE))[50:200, 200:280].any()
+    assert seg.scanned == 1
+    empty = ScanningSegmenter(np.zeros(SHAPE[:2], bool))
+    assert not regions_of(T.PersonTarget(empty, body=None), faces()).any()
+    stream = T.PersonTarget(seg, body=None, scan=False).for_stream()
+    assert stream.body is None and stream.scan is False  # a stream keeps the settings
 
 
 def test_head_target_covers_hair_and_ears_but_not_the_shoulders() -> None:

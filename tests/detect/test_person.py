@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import skimage.data
@@ -98,7 +100,65 @@ def test_a_region_from_the_previous_frame_finds_the_person_again() -> None:
 
 
 def test_public_names() -> None:
-    assert {"PersonSegmenter", "find_pose_detector_model"} <= set(P.__all__)
+    assert {"PersonSegmenter", "find_pose_detector_model", "scan_windows"} <= set(P.__all__)
+
+
+@pytest.mark.parametrize("hw", [(480, 640), (640, 480), (300, 300), (333, 640)])
+def test_scan_windows_cover_the_image_and_hang_over_its_edges(hw: tuple[int, int]) -> None:
+    h, w = hw
+    for side, inset in P.SCAN:
+        windows = P.scan_windows(h, w, side, inset)
+        seen = np.zeros(hw, bool)
+        for cx, cy, s in windows:
+            assert s == pytest.approx(side * max(h, w))
+            seen[
+                max(0, int(cy - s / 2)) : int(np.ceil(cy + s / 2)),
+                max(0, int(cx - s / 2)) : int(np.ceil(cx + s / 2)),
+            ] = True
+        assert seen.all(), (side, inset)
+        xs = sorted({cx for cx, _, _ in windows})
+        s = side * max(h, w)
+        if inset < 0.5:  # a quarter of the window off the frame on both sides
+            assert xs[0] == pytest.approx(s / 4) and xs[-1] == pytest.approx(w - s / 4)
+        elif w > s:
+            assert xs[0] == pytest.approx(s / 2) and xs[-1] == pytest.approx(w - s / 2)
+        assert all(b - a <= 2 / 3 * s + 1e-6 for a, b in itertools.pairwise(xs))
+
+
+@pytest.mark.parametrize(
+    ("presence", "seg_value", "taken"),
+    [
+        (0.1, 10.0, True),  # no pose, but the segmentation is sure (p ~ 1)
+        (0.1, 0.0, False),  # no pose, p = 0.5 < 0.8: background guesses stay out
+        (0.9, 0.0, True),  # a pose there: p = 0.5 >= the masks' 0.3
+        (0.9, -3.0, False),  # p = 0.05 anywhere: nobody
+    ],
+)
+def test_scan_mask_takes_sure_pixels_and_those_of_present_people(
+    presence: float, seg_value: float, taken: bool
+) -> None:
+    landmark, seen = _landmark_model(presence=presence, seg_value=seg_value)
+    seg = P.PersonSegmenter(models=(_no_detector, landmark))
+    h, w = 300, 400
+    mask = seg.scan_mask(np.zeros((h, w, 3), np.uint8))
+    n = sum(len(P.scan_windows(h, w, *s)) for s in P.SCAN)
+    assert mask.shape == (h, w) and len(seen) == n
+    # the fake segmentation is the middle half of each window, never its outer quarters
+    windows = [r for s in P.SCAN for r in P.scan_windows(h, w, *s)]
+    middle = np.zeros((h, w), bool)
+    for cx, cy, s in windows:
+        y0, y1 = max(0, round(cy - s / 4) - 1), round(cy + s / 4) + 1
+        x0, x1 = max(0, round(cx - s / 4) - 1), round(cx + s / 4) + 1
+        middle[y0:y1, x0:x1] = True
+    assert not (mask & ~middle).any()
+    assert mask.any() == taken
+    none, calls = _landmark_model()
+    assert (
+        not P.PersonSegmenter(models=(_no_detector, none), scan=())
+        .scan_mask(np.zeros((h, w, 3), np.uint8))
+        .any()
+    )
+    assert calls == []
 
 
 def _real_segmenter() -> P.PersonSegmenter:
@@ -117,4 +177,14 @@ def test_real_models_segment_the_astronaut_and_not_the_rocket() -> None:
     for x, y in [(220, 100), (200, 300), (120, 450), (230, 40)]:  # face, chest, arm, hair
         assert mask[y, x], (x, y)
     for x, y in [(420, 150), (480, 300), (30, 20)]:  # rocket, dark background, flag corner
+        assert not mask[y, x], (x, y)
+
+
+def test_real_models_scan_finds_the_astronaut_without_a_detection() -> None:
+    seg = _real_segmenter()
+    image = skimage.data.astronaut()
+    mask = seg.scan_mask(image)
+    for x, y in [(200, 300), (120, 450)]:  # chest, arm
+        assert mask[y, x], (x, y)
+    for x, y in [(420, 150), (480, 300)]:  # rocket, dark background
         assert not mask[y, x], (x, y)

@@ -25,6 +25,13 @@ of covering. Regions that converge onto the same person (box IoU >= 0.5) are mer
 
 No rotation: regions are upright squares, as for the evaluation estimator in
 :mod:`veil.evaluate.pose_mediapipe`.
+
+:meth:`PersonSegmenter.scan_mask` is the fail-safe part for people the detector does not
+see (cut-off torsos at the frame edge, backs, seated, crowded): the landmark model's
+segmentation on a fixed set of windows (:data:`SCAN`, :func:`scan_windows`), kept where
+the person probability reaches ``scan_threshold`` (0.8: lower takes much more background)
+or, in a window whose pose presence reaches ``presence``, ``threshold`` as the person
+masks. It is no person detector (one mask for the image, no rows).
 """
 
 from __future__ import annotations
@@ -44,11 +51,21 @@ from veil.errors import BackendError, InputError, MissingExtraError
 from veil.evaluate.pose_mediapipe import INSTALL_HINT, crop_roi, find_mediapipe_pose_model
 from veil.types import Faces, check_image
 
-__all__ = ["PersonSegmenter", "detector_anchors", "find_pose_detector_model"]
+__all__ = [
+    "SCAN",
+    "PersonSegmenter",
+    "detector_anchors",
+    "find_pose_detector_model",
+    "scan_windows",
+]
 
 DETECTOR_SIZE = 224
 LANDMARK_SIZE = 256
 ROI_SCALE = 1.25
+#: ``(side, inset)`` window sets of :meth:`PersonSegmenter.scan_mask`: squares of ``side``
+#: times the image's longer side, centres from ``inset`` of a side inside each edge (0.25:
+#: windows hang a quarter off the frame, so people cut by its edge are seen whole-ish)
+SCAN: tuple[tuple[float, float], ...] = ((0.9, 0.25), (2 / 3, 0.5))
 
 
 def find_pose_detector_model() -> Path:
@@ -122,6 +139,8 @@ class PersonSegmenter:
         detector_score: pose detector score threshold.
         grids: tile grids for the detector (see :meth:`detect_rois`).
         steps: landmark model passes per region (each re-centres it from the last).
+        scan: window sets of :meth:`scan_mask` (:data:`SCAN`; ``()``: no scan).
+        scan_threshold: person probability from which a scanned pixel is taken.
         models: ``(detector, landmark)`` callables replacing the OpenVINO models (tests):
             ``f(x) -> list of outputs`` as the ``.tflite`` files answer.
     """
@@ -137,6 +156,8 @@ class PersonSegmenter:
         detector_score: float = 0.3,
         grids: tuple[int, ...] = (2, 3),
         steps: int = 3,
+        scan: tuple[tuple[float, float], ...] = SCAN,
+        scan_threshold: float = 0.8,
         models: tuple[Model, Model] | None = None,
     ) -> None:
         if models is None:
@@ -155,6 +176,8 @@ class PersonSegmenter:
         self.detector_score = detector_score
         self.grids = grids
         self.steps = max(1, steps)
+        self.scan = tuple(scan)
+        self.scan_threshold = scan_threshold
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -164,7 +187,26 @@ class PersonSegmenter:
             "grow": self.grow,
             "detector_score": self.detector_score,
             "grids": list(self.grids),
+            "scan": [list(w) for w in self.scan],
+            "scan_threshold": self.scan_threshold,
         }
+
+    def scan_mask(self, image_rgb: np.ndarray) -> np.ndarray:
+        """``bool (H, W)``: pixels the landmark model's segmentation gives to a person
+        (probability >= ``scan_threshold``, or >= ``threshold`` in a window with pose
+        presence >= ``presence``) in any window of :func:`scan_windows` for each set of
+        ``scan`` (see the module docs)."""
+        image = check_image(image_rgb)
+        h, w = image.shape[:2]
+        prob = np.zeros((h, w), np.float32)
+        for side, inset in self.scan:
+            for roi in scan_windows(h, w, side, inset):
+                _, presence, seg = self._landmarks(image, roi)
+                part = _warp_back(_sigmoid(seg), roi, (h, w))
+                if presence >= self.presence:  # a person there: the masks' own threshold
+                    part *= self.scan_threshold / self.threshold
+                np.maximum(prob, part, out=prob)
+        return prob >= self.scan_threshold
 
     def segment(
         self, image_rgb: np.ndarray, seeds: Faces | None = None, *, rois: Sequence[Roi] = ()
@@ -314,6 +356,34 @@ class PersonSegmenter:
         else:
             out[y0:y1, x0:x1] = sub
         return out
+
+
+def scan_windows(h: int, w: int, side: float, inset: float) -> list[Roi]:
+    """Square windows ``(cx, cy, side)`` of ``side`` x ``max(h, w)`` covering an image:
+    centres from ``inset`` x the window side inside each edge to the same inside the
+    other, spaced at most 2/3 of a side apart (one centred window along a side the window
+    spans, when ``inset`` is 0.5)."""
+    s = side * max(h, w)
+    axes = []
+    for n in (w, h):
+        lo, hi = inset * s, n - inset * s
+        if hi <= lo:
+            axes.append(np.array([n / 2]))
+            continue
+        count = int(np.ceil(n / s * 1.5)) + (1 if inset < 0.5 else 0)
+        axes.append(np.linspace(lo, hi, max(2 if inset < 0.5 else 1, count)))
+    return [(float(x), float(y), float(s)) for y in axes[1] for x in axes[0]]
+
+
+def _warp_back(prob: np.ndarray, roi: Roi, hw: tuple[int, int]) -> np.ndarray:
+    """A crop's ``(256, 256)`` map of ``roi`` in image coordinates (0 outside it)."""
+    cx, cy, side = roi
+    s = LANDMARK_SIZE / side
+    m = np.array(
+        [[s, 0, s * (0.5 - (cx - side / 2)) - 0.5], [0, s, s * (0.5 - (cy - side / 2)) - 0.5]]
+    )
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    return cv2.warpAffine(prob, m, (hw[1], hw[0]), flags=flags)
 
 
 def face_roi(face_xyxy: np.ndarray) -> Roi:
