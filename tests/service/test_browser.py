@@ -8,7 +8,6 @@ Skipped when Playwright or ``/usr/bin/chromium`` is missing
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,70 +16,45 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from factories import face_on_canvas
+from browser import CHROMIUM, NO_CHROMIUM, artifacts_dir, chromium, download, watch_requests
+from factories import face_on_canvas, two_people
 from veil.service import ServiceSettings
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TOKEN = "browser-token-0123456789"
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
 )
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="Debian's chromium is not installed (scripts/install_browser_test_deps.sh)",
-)
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=NO_CHROMIUM)
 
 
 def test_page_anonymizes_and_downloads_a_face(serve: Any, tmp_path: Path) -> None:
     image, box = face_on_canvas()
     source = tmp_path / "face.png"
     Image.fromarray(image).save(source)
-    artifacts = Path(os.environ.get("VEIL_ARTIFACTS") or tmp_path)
-    artifacts.mkdir(parents=True, exist_ok=True)
+    artifacts = artifacts_dir(tmp_path)
     profile = tmp_path / "profile"
 
     settings = ServiceSettings(token=TOKEN, work_dir=tmp_path)
-    with serve(settings) as (url, _), sync_api.sync_playwright() as p:
-        browser = p.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), args=ARGS, accept_downloads=True
-        )
-        try:
-            page = browser.new_page()
-            external = []
-            page.on(
-                "request",
-                lambda r: (
-                    None if r.url.startswith((url, "blob:", "data:")) else external.append(r.url)
-                ),
-            )
-            page.goto(url + "/")
-            page.fill("#token", TOKEN)
-            page.dispatch_event("#token", "change")
-            sync_api.expect(page.locator("#status")).to_have_text("Ready.", timeout=20_000)
-            page.select_option("#method", "pixelate")
-            page.set_input_files("#files", str(source))
-            page.click("#go")
-            done = page.locator(".download[href]")
-            done.wait_for(timeout=30_000)
-            sync_api.expect(page.locator("img.after")).to_have_attribute("data-faces", "1")
-            with page.expect_download() as info:
-                done.click()
-            downloaded = tmp_path / "downloaded.png"
-            info.value.save_as(downloaded)
-            page.screenshot(path=str(artifacts / "veil-service-page.png"), full_page=True)
-        finally:
-            browser.close()
+    with (
+        serve(settings) as (url, _),
+        sync_api.sync_playwright() as p,
+        chromium(p, profile) as browser,
+    ):
+        page = browser.new_page()
+        external = watch_requests(page, url)
+        page.goto(url + "/")
+        page.fill("#token", TOKEN)
+        page.dispatch_event("#token", "change")
+        sync_api.expect(page.locator("#status")).to_have_text("Ready.", timeout=20_000)
+        page.select_option("#method", "pixelate")
+        page.set_input_files("#files", str(source))
+        page.click("#go")
+        done = page.locator(".download[href]")
+        done.wait_for(timeout=30_000)
+        sync_api.expect(page.locator("img.after")).to_have_attribute("data-faces", "1")
+        downloaded = download(page, done, tmp_path / "downloaded.png")
+        page.screenshot(path=str(artifacts / "veil-service-page.png"), full_page=True)
     assert external == []  # no CDN, no third party
     with Image.open(downloaded) as im:
         out = np.asarray(im.convert("RGB"))
@@ -96,44 +70,32 @@ def test_page_keeps_the_person_of_a_reference_photo(serve: Any, tmp_path: Path) 
     """The keep-list upload: a photo of the astronaut as reference, a scene with the
     astronaut and the cameraman; the astronaut stays exactly as they were."""
     pytest.importorskip("dlib")
-    left, a_box = face_on_canvas(scale=0.6, offset=(0, 10), canvas=(300, 640), seed=1)
-    right, c_box = face_on_canvas(
-        person="cameraman", scale=0.8, offset=(150, 0), canvas=(300, 640), seed=2
-    )
-    scene = left.copy()
-    scene[:, 320:] = right[:, 150:470]
-    c_box = c_box + np.array([170, 0, 170, 0], np.float32)
+    scene, a_box, c_box = two_people()
     Image.fromarray(scene).save(tmp_path / "scene.png")
     Image.fromarray(face_on_canvas(canvas=(300, 400), seed=7)[0]).save(tmp_path / "ada.png")
-    artifacts = Path(os.environ.get("VEIL_ARTIFACTS") or tmp_path)
-    artifacts.mkdir(parents=True, exist_ok=True)
+    artifacts = artifacts_dir(tmp_path)
     profile = tmp_path / "profile"
 
     settings = ServiceSettings(token=TOKEN, work_dir=tmp_path)
-    with serve(settings) as (url, _), sync_api.sync_playwright() as p:
-        browser = p.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), args=ARGS, accept_downloads=True
-        )
-        try:
-            page = browser.new_page()
-            page.goto(url + "/")
-            page.fill("#token", TOKEN)
-            page.dispatch_event("#token", "change")
-            sync_api.expect(page.locator("#status")).to_have_text("Ready.", timeout=20_000)
-            page.set_input_files("#keep", str(tmp_path / "ada.png"))
-            page.select_option("#consent-mode", "keep")
-            page.set_input_files("#files", str(tmp_path / "scene.png"))
-            page.click("#go")
-            done = page.locator(".download[href]")
-            done.wait_for(timeout=60_000)
-            sync_api.expect(page.locator("img.after")).to_have_attribute("data-faces", "1")
-            with page.expect_download() as info:
-                done.click()
-            downloaded = tmp_path / "downloaded.png"
-            info.value.save_as(downloaded)
-            page.screenshot(path=str(artifacts / "veil-service-keep.png"), full_page=True)
-        finally:
-            browser.close()
+    with (
+        serve(settings) as (url, _),
+        sync_api.sync_playwright() as p,
+        chromium(p, profile) as browser,
+    ):
+        page = browser.new_page()
+        page.goto(url + "/")
+        page.fill("#token", TOKEN)
+        page.dispatch_event("#token", "change")
+        sync_api.expect(page.locator("#status")).to_have_text("Ready.", timeout=20_000)
+        page.set_input_files("#keep", str(tmp_path / "ada.png"))
+        page.select_option("#consent-mode", "keep")
+        page.set_input_files("#files", str(tmp_path / "scene.png"))
+        page.click("#go")
+        done = page.locator(".download[href]")
+        done.wait_for(timeout=60_000)
+        sync_api.expect(page.locator("img.after")).to_have_attribute("data-faces", "1")
+        downloaded = download(page, done, tmp_path / "downloaded.png")
+        page.screenshot(path=str(artifacts / "veil-service-keep.png"), full_page=True)
     with Image.open(downloaded) as im:
         out = np.asarray(im.convert("RGB")).astype(int)
     diff = np.abs(out - scene.astype(int))

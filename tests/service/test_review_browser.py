@@ -8,7 +8,6 @@ Skipped like tests/service/test_browser.py when Playwright or Chromium is missin
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,13 +16,11 @@ import av
 import numpy as np
 import pytest
 
+from browser import CHROMIUM, NO_CHROMIUM, artifacts_dir, chromium, download, watch_requests
 from veil.review import VideoReview
 from veil.service import ServiceSettings
 from video_factory import face_video
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
-ARGS += ["--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TOKEN = "review-token-0123456789"
 DRAWN = (236, 150, 300, 222)  # source pixels: noise, far from the face
 FRAMES, SIZE = 24, (320, 240)
@@ -31,10 +28,7 @@ FRAMES, SIZE = 24, (320, 240)
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
 )
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="Debian's chromium is not installed (scripts/install_browser_test_deps.sh)",
-)
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=NO_CHROMIUM)
 
 
 def decode(path: Path) -> list[np.ndarray]:
@@ -52,63 +46,47 @@ def test_review_page_adds_removes_and_renders(serve: Any, tmp_path: Path) -> Non
     src, boxes = face_video(tmp_path / "clip.mp4", frames=FRAMES, size=SIZE)
     session = VideoReview.prepare(src, work=tmp_path / "work")
     face = next(f for f in session.faces(10) if f.get("track_id") is not None)
-    artifacts = Path(os.environ.get("VEIL_ARTIFACTS") or tmp_path)
-    artifacts.mkdir(parents=True, exist_ok=True)
+    artifacts = artifacts_dir(tmp_path)
     profile = tmp_path / "profile"
     settings = ServiceSettings(token=TOKEN, work_dir=tmp_path)
-    with serve(settings, session) as (url, _), sync_api.sync_playwright() as p:
-        browser = p.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=str(CHROMIUM),
-            args=ARGS,
-            accept_downloads=True,
-            viewport={"width": 1280, "height": 900},
-        )
-        try:
-            page = browser.new_page()
-            external: list[str] = []
-            page.on(
-                "request",
-                lambda r: (
-                    None if r.url.startswith((url, "blob:", "data:")) else external.append(r.url)
-                ),
-            )
-            page.goto(f"{url}/review#token={TOKEN}")
-            sync_api.expect(page.locator("#status")).to_have_text("Ready.", timeout=20_000)
-            page.fill("#frame-no", "10")
-            page.dispatch_event("#frame-no", "change")
-            sync_api.expect(page.locator("#frame")).to_have_attribute("data-index", "10")
-            page.wait_for_timeout(300)
-            # draw a box on the empty region and add it for the whole clip
-            x0, y0 = canvas_point(page, DRAWN[0], DRAWN[1])
-            x1, y1 = canvas_point(page, DRAWN[2], DRAWN[3])
-            page.mouse.move(x0, y0)
-            page.mouse.down()
-            page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=4)
-            page.mouse.move(x1, y1, steps=4)
-            page.mouse.up()
-            page.fill("#add-first", "0")
-            page.fill("#add-last", str(FRAMES - 1))
-            page.uncheck("#add-track")
-            page.click("#add-face")
-            # click the detected face and remove its track
-            cx, cy = canvas_point(page, *_centre(face["box"]))
-            page.mouse.click(cx, cy)
-            page.click("#remove-track")
-            sync_api.expect(page.locator("#restore-track")).to_be_visible()
-            page.screenshot(path=str(artifacts / "review-edit.png"), full_page=True)
-            page.click("#save")
-            sync_api.expect(page.locator("#status")).to_contain_text("Edits saved")
-            page.click("#render")
-            link = page.locator("#download[href]")
-            link.wait_for(timeout=60_000)
-            with page.expect_download() as info:
-                link.click()
-            rendered = tmp_path / "rendered.mp4"
-            info.value.save_as(rendered)
-            page.screenshot(path=str(artifacts / "review-rendered.png"), full_page=True)
-        finally:
-            browser.close()
+    with (
+        serve(settings, session) as (url, _),
+        sync_api.sync_playwright() as p,
+        chromium(p, profile, viewport={"width": 1280, "height": 900}) as browser,
+    ):
+        page = browser.new_page()
+        external = watch_requests(page, url)
+        page.goto(f"{url}/review#token={TOKEN}")
+        sync_api.expect(page.locator("#status")).to_have_text("Ready.", timeout=20_000)
+        page.fill("#frame-no", "10")
+        page.dispatch_event("#frame-no", "change")
+        sync_api.expect(page.locator("#frame")).to_have_attribute("data-index", "10")
+        page.wait_for_timeout(300)
+        # draw a box on the empty region and add it for the whole clip
+        x0, y0 = canvas_point(page, DRAWN[0], DRAWN[1])
+        x1, y1 = canvas_point(page, DRAWN[2], DRAWN[3])
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=4)
+        page.mouse.move(x1, y1, steps=4)
+        page.mouse.up()
+        page.fill("#add-first", "0")
+        page.fill("#add-last", str(FRAMES - 1))
+        page.uncheck("#add-track")
+        page.click("#add-face")
+        # click the detected face and remove its track
+        cx, cy = canvas_point(page, *_centre(face["box"]))
+        page.mouse.click(cx, cy)
+        page.click("#remove-track")
+        sync_api.expect(page.locator("#restore-track")).to_be_visible()
+        page.screenshot(path=str(artifacts / "review-edit.png"), full_page=True)
+        page.click("#save")
+        sync_api.expect(page.locator("#status")).to_contain_text("Edits saved")
+        page.click("#render")
+        link = page.locator("#download[href]")
+        link.wait_for(timeout=60_000)
+        rendered = download(page, link, tmp_path / "rendered.mp4")
+        page.screenshot(path=str(artifacts / "review-rendered.png"), full_page=True)
     assert external == []  # no CDN, no third party
     saved = json.loads(session.edits_path.read_text())
     assert saved["add"] == [
@@ -147,41 +125,32 @@ def test_review_page_on_a_photo_folder(serve: Any, tmp_path: Path) -> None:
     noise = np.random.default_rng(3).integers(0, 256, (240, 320, 3), dtype=np.uint8)
     Image.fromarray(noise).save(folder / "empty.png")
     session = PhotoReview.prepare(folder, work=tmp_path / "work", output=tmp_path / "out")
-    artifacts = Path(os.environ.get("VEIL_ARTIFACTS") or tmp_path)
-    artifacts.mkdir(parents=True, exist_ok=True)
+    artifacts = artifacts_dir(tmp_path)
     profile = tmp_path / "profile"
     with (
         serve(ServiceSettings(work_dir=tmp_path), session) as (url, _),
         sync_api.sync_playwright() as p,
+        chromium(p, profile, viewport={"width": 1280, "height": 900}) as browser,
     ):
-        browser = p.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=str(CHROMIUM),
-            args=ARGS,
-            viewport={"width": 1280, "height": 900},
-        )
-        try:
-            page = browser.new_page()
-            page.goto(f"{url}/review")  # loopback without a token
-            sync_api.expect(page.locator("#status")).to_have_text("Ready.", timeout=20_000)
-            thumbs = page.locator(".thumb")
-            sync_api.expect(thumbs).to_have_count(2)
-            sync_api.expect(thumbs.first).to_contain_text("empty.png")  # flagged: no face
-            sync_api.expect(thumbs.first).to_have_class("thumb flagged current")
-            x0, y0 = canvas_point(page, 20, 20)
-            x1, y1 = canvas_point(page, 120, 120)
-            page.mouse.move(x0, y0)
-            page.mouse.down()
-            page.mouse.move(x1, y1, steps=5)
-            page.mouse.up()
-            page.click("#add-face")
-            thumbs.nth(1).click()  # switching photos saves the edits of this one
-            sync_api.expect(page.locator("#frame")).to_have_attribute("data-index", "1")
-            page.screenshot(path=str(artifacts / "review-photos.png"), full_page=True)
-            page.click("#render")
-            page.locator("#download[href]").wait_for(timeout=60_000)
-        finally:
-            browser.close()
+        page = browser.new_page()
+        page.goto(f"{url}/review")  # loopback without a token
+        sync_api.expect(page.locator("#status")).to_have_text("Ready.", timeout=20_000)
+        thumbs = page.locator(".thumb")
+        sync_api.expect(thumbs).to_have_count(2)
+        sync_api.expect(thumbs.first).to_contain_text("empty.png")  # flagged: no face
+        sync_api.expect(thumbs.first).to_have_class("thumb flagged current")
+        x0, y0 = canvas_point(page, 20, 20)
+        x1, y1 = canvas_point(page, 120, 120)
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        page.mouse.move(x1, y1, steps=5)
+        page.mouse.up()
+        page.click("#add-face")
+        thumbs.nth(1).click()  # switching photos saves the edits of this one
+        sync_api.expect(page.locator("#frame")).to_have_attribute("data-index", "1")
+        page.screenshot(path=str(artifacts / "review-photos.png"), full_page=True)
+        page.click("#render")
+        page.locator("#download[href]").wait_for(timeout=60_000)
     assert (tmp_path / "photos.edits" / "empty.png.edits.json").is_file()
     out_empty = np.asarray(Image.open(tmp_path / "out" / "empty.png")).astype(int)
     assert np.abs(out_empty - noise)[30:110, 30:110].mean() > 10  # the drawn box
