@@ -60,3 +60,17 @@ def download(page: Any, link: Any, path: Path) -> Path:
         link.click()
     info.value.save_as(path)
     return path
+
+
+def service_page(browser: Any, url: str, token: str) -> tuple[Any, list[str]]:
+    """``veil serve``'s page opened with ``token`` entered and ready, and the list its
+    requests to other hosts go into (see :func:`watch_requests`)."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page()
+    external = watch_requests(page, url)
+    page.goto(url + "/")
+    page.fill("#token", token)
+    page.dispatch_event("#token", "change")
+    expect(page.locator("#status")).to_have_text("Ready.", timeout=20_000)
+    return page, external

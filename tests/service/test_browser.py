@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from browser import CHROMIUM, NO_CHROMIUM, artifacts_dir, chromium, download, watch_requests
+from browser import CHROMIUM, NO_CHROMIUM, artifacts_dir, chromium, download, service_page
 from factories import face_on_canvas, two_people
 from veil.service import ServiceSettings
 
@@ -41,12 +41,7 @@ def test_page_anonymizes_and_downloads_a_face(serve: Any, tmp_path: Path) -> Non
         sync_api.sync_playwright() as p,
         chromium(p, profile) as browser,
     ):
-        page = browser.new_page()
-        external = watch_requests(page, url)
-        page.goto(url + "/")
-        page.fill("#token", TOKEN)
-        page.dispatch_event("#token", "change")
-        sync_api.expect(page.locator("#status")).to_have_text("Ready.", timeout=20_000)
+        page, external = service_page(browser, url, TOKEN)
         page.select_option("#method", "pixelate")
         page.set_input_files("#files", str(source))
         page.click("#go")
@@ -82,11 +77,7 @@ def test_page_keeps_the_person_of_a_reference_photo(serve: Any, tmp_path: Path) 
         sync_api.sync_playwright() as p,
         chromium(p, profile) as browser,
     ):
-        page = browser.new_page()
-        page.goto(url + "/")
-        page.fill("#token", TOKEN)
-        page.dispatch_event("#token", "change")
-        sync_api.expect(page.locator("#status")).to_have_text("Ready.", timeout=20_000)
+        page, _ = service_page(browser, url, TOKEN)
         page.set_input_files("#keep", str(tmp_path / "ada.png"))
         page.select_option("#consent-mode", "keep")
         page.set_input_files("#files", str(tmp_path / "scene.png"))
