@@ -12,12 +12,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
 from browser import CHROMIUM, NO_CHROMIUM, artifacts_dir, chromium, download, service_page
-from factories import face_on_canvas, two_people
+from factories import decode_image, face_on_canvas, two_people
 from veil.service import ServiceSettings
 
 TOKEN = "browser-token-0123456789"
@@ -95,3 +96,44 @@ def test_page_keeps_the_person_of_a_reference_photo(serve: Any, tmp_path: Path) 
     x0, y0, x1, y1 = c_box.astype(int)
     assert diff[y0:y1, x0:x1].mean() > 8  # the other person: anonymized
     shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_page_hides_whole_heads_when_asked(serve: Any, tmp_path: Path) -> None:
+    """The page's "Hide" choice reaches the service: with "whole heads" the hair above the
+    face changes too (face mode leaves it: checked in the same test through the API)."""
+    image, box = face_on_canvas()
+    source = tmp_path / "face.png"
+    Image.fromarray(image).save(source)
+    settings = ServiceSettings(token=TOKEN, work_dir=tmp_path)
+    hair = (slice(6, 16), slice(145, 160))  # above the face box (y0 = 33), inside the head
+    assert box[1] > hair[0].stop
+    with (
+        serve(settings) as (url, _),
+        sync_api.sync_playwright() as p,
+        chromium(p, tmp_path / "profile") as browser,
+    ):
+        page, _ = service_page(browser, url, TOKEN)
+        page.select_option("#method", "pixelate")
+        page.select_option("#target", "head")
+        page.set_input_files("#files", str(source))
+        page.click("#go")
+        done = page.locator(".download[href]")
+        done.wait_for(timeout=30_000)
+        downloaded = download(page, done, tmp_path / "head.png")
+        page.screenshot(path=str(artifacts_dir(tmp_path) / "veil-service-head.png"))
+        face_only = httpx.post(
+            url + "/api/anonymize",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            data={"method": "pixelate", "target": "face"},
+            files={"image": ("face.png", source.read_bytes(), "image/png")},
+            timeout=60,
+        )
+    assert face_only.status_code == 200
+    with Image.open(downloaded) as im:
+        head = np.asarray(im.convert("RGB")).astype(int)
+    face = decode_image(face_only.content).astype(int)
+    original = image.astype(int)
+    assert np.abs(head - original)[hair].mean() > 10  # the hair: hidden with the head
+    assert np.abs(face - original)[hair].max() == 0  # face mode leaves it as it was
+    x0, y0, x1, y1 = box.astype(int)
+    assert np.abs(head - original)[y0:y1, x0:x1].mean() > 10  # and the face itself

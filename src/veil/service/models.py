@@ -107,6 +107,7 @@ def methods_payload(detectors: Sequence[str], s: ServiceSettings) -> dict[str, A
             "mask": d.mask.shape,
             "detector": d.detector.name,
             "threshold": d.detector.threshold,
+            "target": d.target,
         },
         "limits": {
             "max_image_bytes": s.max_image_bytes,

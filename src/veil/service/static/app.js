@@ -43,6 +43,7 @@ async function loadMethods() {
   fill($("method"), m.anonymizers, m.defaults.method);
   fill($("detector"), m.detectors, m.defaults.detector);
   fill($("mask"), m.masks, m.defaults.mask);
+  if (m.defaults.target && !$("target").dataset.touched) $("target").value = m.defaults.target;
   $("strength").value = m.defaults.strength;
   $("strength-value").textContent = m.defaults.strength;
   say("Ready.");
@@ -53,7 +54,9 @@ function lines(id) {
 }
 
 function settings(data) {
-  for (const name of ["method", "strength", "mask", "detector"]) data.append(name, $(name).value);
+  for (const name of ["method", "strength", "mask", "detector", "target"]) {
+    data.append(name, $(name).value);
+  }
   const mode = $("consent-mode").value === "only" ? "only" : "keep";
   for (const file of $("keep").files) data.append(mode, file);
   for (const box of lines("region")) data.append("region", box);
@@ -159,7 +162,7 @@ tokenField.addEventListener("change", () => {
   sessionStorage.setItem("veil-token", tokenField.value.trim());
   loadMethods();
 });
-for (const id of ["method", "mask", "detector"]) {
+for (const id of ["method", "mask", "detector", "target"]) {
   $(id).addEventListener("change", () => { $(id).dataset.touched = "1"; });
 }
 $("strength").addEventListener("input", () => { $("strength-value").textContent = $("strength").value; });
