@@ -171,19 +171,23 @@ def test_oversized_edits_are_refused(client: httpx.Client) -> None:
     assert r.status_code == 413
 
 
+@pytest.mark.parametrize("tracked", [False, True], ids=["fixed-add", "tracked-add"])
 def test_render_reports_progress_and_gives_the_same_bytes_as_the_cli(
     client: httpx.Client,
     session: VideoReview,
     clip: tuple[Path, list[np.ndarray]],
     tmp_path: Path,
+    tracked: bool,
 ) -> None:
+    """A tracked add is followed before the frames (its own share of the progress bar);
+    either way the page writes the bytes ``veil video --edits`` writes."""
     src, boxes = clip
     track = client.get("/api/review/tracks/1", headers=AUTH).json()
     kept = [c for c in track["chunks"] if c["frames"][1] < 20]
     cut = kept[-1]["frames"][1] + 1  # the face is left as it is before, anonymized after
     edits = {
         "version": 1,
-        "add": [{"frames": [0, FRAMES - 1], "box": EMPTY, "track": False, "at": 0}],
+        "add": [{"frames": [0, FRAMES - 1], "box": EMPTY, "track": tracked, "at": 0}],
         "remove": kept,
     }
     assert put_edits(client, edits).status_code == 200
@@ -205,7 +209,8 @@ def test_render_reports_progress_and_gives_the_same_bytes_as_the_cli(
     change = face_change(src, session.output, boxes)
     assert max(change[:cut]) < 4 and min(change[cut:]) > 10  # removed, then anonymized
     empty = face_change(src, session.output, [np.array(EMPTY, int)] * FRAMES)
-    assert min(empty) > 10  # the added box
+    # the added box: exactly there when fixed; followed over noise it may drift a little
+    assert min(empty) > (10 if not tracked else 5)
 
 
 def test_render_job_runs_one_at_a_time() -> None:

@@ -18,6 +18,9 @@ from veil.video.pipeline import VideoConfig, anonymize_video
 
 __all__ = ["render_photos", "render_video"]
 
+#: share of a render's progress bar given to following tracked adds
+FOLLOW_SHARE = 0.3
+
 
 def render_video(
     src: Path,
@@ -27,12 +30,28 @@ def render_video(
     video: VideoConfig,
     progress: Progress,
 ) -> None:
-    """``veil video SRC -o DST [--edits FILE]``: ``dst`` replaced atomically when done."""
+    """``veil video SRC -o DST [--edits FILE]``: ``dst`` replaced atomically when done.
+
+    Tracked adds are followed first (:func:`~veil.video.edits.prepare_edits`, the first
+    :data:`FOLLOW_SHARE` of the progress), so the bar moves during that pass too; the
+    prepared list gives the same bytes as following inside :func:`anonymize_video`."""
+    from veil.pipeline import Pipeline
+    from veil.video.edits import prepare_edits
+
+    pipeline = Pipeline.from_config(config)
+    start = 0.0
+    if edits is not None and any(a.track for a in edits.add):
+        start = FOLLOW_SHARE
+
+        def follow(done: int, total: int) -> None:
+            progress(FOLLOW_SHARE * done / total if total else 0.0)
+
+        edits = prepare_edits(src, edits, pipeline, progress=follow)
 
     def frames(done: int, total: int) -> None:
-        progress(done / total if total else 0.0)
+        progress(start + (1 - start) * (done / total if total else 0.0))
 
-    anonymize_video(src, dst, config, video, progress=frames, edits=edits)
+    anonymize_video(src, dst, config, video, pipeline=pipeline, progress=frames, edits=edits)
 
 
 def render_photos(
