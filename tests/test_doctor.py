@@ -39,7 +39,7 @@ def test_doctor_json_and_explicit_precision() -> None:
     assert facts["inference"]["precision"] == "f32"
     assert facts["inference"]["reason"] == "precision=f32"
     assert "benchmark" not in facts
-    assert set(facts["extras"]) == {"dlib", "serve", "ray", "report", "int8"}
+    assert set(facts["extras"]) == {"dlib", "serve", "ray", "report", "int8", "person"}
 
 
 def test_doctor_json_benchmark_numbers() -> None:

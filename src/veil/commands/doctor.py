@@ -38,6 +38,8 @@ EXTRAS = {
     "ray": (("ray", "pyarrow"), "pip install '.[ray]'"),
     "report": (("matplotlib",), "pip install '.[report]'"),
     "int8": (("nncf",), "pip install '.[int8]'"),
+    # not a pip extra: the wheel's .tflite pose models, for --target person and pose AP
+    "person": (("mediapipe",), "pip install --no-deps mediapipe==0.10.14"),
 }
 _ALTERNATIVES = {"dlib": "pip install dlib-bin face_recognition_models", "int8": "pip install nncf"}
 
