@@ -296,3 +296,40 @@ def test_person_mode_without_the_mediapipe_wheel_fails_before_any_output(
     assert result.exit_code != 0
     assert "mediapipe" in result.output
     assert not out.exists()
+
+
+def test_batch_and_live_take_the_target(tmp_path: Path) -> None:
+    """``--target head`` through ``veil batch`` (a photo) and ``veil live`` (a clip): the
+    hair above the real face changes too; with the default target it does not."""
+    from video_factory import face_change
+
+    image, box = face_on_canvas(scale=0.8, offset=(20, 40), canvas=(400, 480))
+    (tmp_path / "in").mkdir()
+    Image.fromarray(image).save(tmp_path / "in" / "photo.png")
+    x0, y0, x1, y1 = box.astype(int)
+    hair = ((x0 + x1) // 2, y0 - int(0.35 * (y1 - y0)))
+    before = image.astype(int)
+    for target, hidden in (("face", False), ("head", True)):
+        out = tmp_path / f"batch-{target}"
+        result = run("batch", tmp_path / "in", "-o", out, "--target", target)
+        assert result.exit_code == 0, result.output
+        after = load(out / "photo.png")
+        assert (changed(after, before, *hair, r=4) > 5) is hidden, target
+        assert changed(after, before, (x0 + x1) // 2, (y0 + y1) // 2) > 10  # the face
+
+    src, boxes = face_video(tmp_path / "clip.mp4", frames=6, audio=False)
+    # a band of hair above each face box: 0.45 to 0.25 face heights above its top
+    up = [
+        np.array(
+            [b[0] + 10, b[1] - 0.45 * (b[3] - b[1]), b[2] - 10, b[1] - 0.25 * (b[3] - b[1])]
+        ).astype(int)
+        for b in boxes
+    ]
+    assert all(b[1] >= 0 and b[3] > b[1] for b in up)
+    for target, hidden in (("face", False), ("head", True)):
+        out = tmp_path / f"live-{target}.mp4"
+        result = run("live", src, "-o", out, "-q", "--crf", 10, "--target", target)
+        assert result.exit_code == 0, result.output
+        assert min(face_change(src, out, boxes)) > 8.0  # the face, every frame
+        hair_change = face_change(src, out, up)
+        assert (min(hair_change) > 5.0) if hidden else (max(hair_change) < 3.0), hair_change
