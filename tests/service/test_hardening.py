@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from factories import decode_image, face_on_canvas, png_bytes
-from veil.commands.serve import _token, serve
+from veil.commands.serve import resolve_token, serve
 from veil.errors import InputError
 from veil.service import ServiceSettings, is_loopback, jobs
 from veil.service.intake import _loopback_authority
@@ -321,17 +321,17 @@ def test_is_loopback(host: str, loopback: bool) -> None:
 
 
 def test_token_defaults_of_veil_serve(capsys: pytest.CaptureFixture[str]) -> None:
-    assert _token("127.0.0.1", None, False, True) is None  # loopback: no token needed
-    assert _token("127.0.0.1", "given-token", False, True) == "given-token"
-    generated = _token("0.0.0.0", None, False, False)
+    assert resolve_token("127.0.0.1", None, False, True) is None  # loopback: no token needed
+    assert resolve_token("127.0.0.1", "given-token", False, True) == "given-token"
+    generated = resolve_token("0.0.0.0", None, False, False)
     assert generated is not None and len(generated) >= 24
     assert generated in capsys.readouterr().err  # shown once
-    assert _token("0.0.0.0", None, True, False) is None
+    assert resolve_token("0.0.0.0", None, True, False) is None
     assert "WARNING: --no-auth" in capsys.readouterr().err
-    assert _token("127.0.0.1", None, True, True) is None
+    assert resolve_token("127.0.0.1", None, True, True) is None
     assert "WARNING" not in capsys.readouterr().err
     with pytest.raises(click.UsageError, match="exclude each other"):
-        _token("0.0.0.0", "given-token", True, False)
+        resolve_token("0.0.0.0", "given-token", True, False)
 
 
 def test_veil_serve_refuses_no_auth_with_a_token() -> None:

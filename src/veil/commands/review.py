@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from veil.commands.options import pipeline_options, run_config, tracking_options
+from veil.commands.serve import resolve_token, server_options
 from veil.errors import MissingExtraError, VeilError
 
 __all__ = ["review"]
@@ -40,16 +41,8 @@ __all__ = ["review"]
     help="Edit list the page loads and saves. Default: VIDEO.edits.json beside the "
     "video; for a folder, FOLDER.edits/ holding PHOTO.edits.json per photo.",
 )
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@server_options
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in a web browser.")
-@click.option(
-    "--token",
-    envvar="VEIL_TOKEN",
-    default=None,
-    help="Bearer token (env VEIL_TOKEN). Default: none on loopback, generated elsewhere.",
-)
-@click.option("--no-auth", is_flag=True, help="No token even off loopback (trusted networks).")
 @click.option(
     "--work-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -88,12 +81,11 @@ def review(
     try:
         import uvicorn  # noqa: F401  # checked first: the missing extra is named, exit 2
 
-        from veil.commands.serve import _token
         from veil.service import ServiceSettings, create_app, is_loopback
         from veil.service.server import run
 
         loopback = is_loopback(host)
-        token = _token(host, token, no_auth, loopback)
+        token = resolve_token(host, token, no_auth, loopback)
         session = _prepare(input_path, output, edits, work_dir, options)
         settings = ServiceSettings(token=token, loopback_only=loopback, config=session.config)
         app = create_app(settings, review=session)

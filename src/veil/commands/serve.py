@@ -19,21 +19,35 @@ import click
 from veil.config import RunConfig
 from veil.errors import MissingExtraError, VeilError
 
-__all__ = ["serve"]
+__all__ = ["resolve_token", "serve", "server_options"]
 
 MB = 1024 * 1024
 
 
+#: where the app listens and who may use it: ``veil serve`` and ``veil review``
+_SERVER_OPTIONS = [
+    click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind."),
+    click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True),
+    click.option(
+        "--token",
+        envvar="VEIL_TOKEN",
+        default=None,
+        help="Bearer token for /api (env VEIL_TOKEN). Default: none on loopback, generated "
+        "elsewhere.",
+    ),
+    click.option("--no-auth", is_flag=True, help="No token even off loopback (trusted networks)."),
+]
+
+
+def server_options(fn: Any) -> Any:
+    """``--host``, ``--port``, ``--token``, ``--no-auth`` (see :func:`resolve_token`)."""
+    from veil.commands.options import stack_options
+
+    return stack_options(_SERVER_OPTIONS, fn)
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
-@click.option(
-    "--token",
-    envvar="VEIL_TOKEN",
-    default=None,
-    help="Bearer token for /api (env VEIL_TOKEN). Default: none on loopback, generated elsewhere.",
-)
-@click.option("--no-auth", is_flag=True, help="No token even off loopback (trusted networks).")
+@server_options
 @click.option(
     "--settings",
     "settings_file",
@@ -106,7 +120,7 @@ def serve(host: str, port: int, token: str | None, no_auth: bool, **o: Any) -> N
         from veil.service.server import run
 
         loopback = is_loopback(host)
-        token = _token(host, token, no_auth, loopback)
+        token = resolve_token(host, token, no_auth, loopback)
         max_memory = o["max_memory_mb"]
         settings = ServiceSettings(
             token=token,
@@ -136,7 +150,9 @@ def serve(host: str, port: int, token: str | None, no_auth: bool, **o: Any) -> N
     run(app, host, port)
 
 
-def _token(host: str, token: str | None, no_auth: bool, loopback: bool) -> str | None:
+def resolve_token(host: str, token: str | None, no_auth: bool, loopback: bool) -> str | None:
+    """The token the app requires: ``token``; none with ``--no-auth`` (a loud warning off
+    loopback) or on loopback; else a generated one, printed once."""
     if no_auth:
         if token:
             raise click.UsageError("--no-auth and --token exclude each other")
