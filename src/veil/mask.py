@@ -24,6 +24,11 @@ MaskShape = Literal["box", "ellipse"]
 MASK_SHAPES: tuple[str, ...] = ("box", "ellipse")
 
 
+#: region keys from ``PERSON_KEY`` up belong to whole-person regions (``--target person``,
+#: :mod:`veil.target`): their ``index`` is a row of the people found, not of the faces
+PERSON_KEY = 1_000_000
+
+
 @dataclass(frozen=True)
 class Region:
     """Where one face may be changed.

@@ -17,7 +17,7 @@ from veil.detect.base import DETECTORS, Detector
 from veil.detect.working import WORK_PIXELS, detect_bounded
 from veil.errors import BackendError, VeilError
 from veil.io.yuv import YUV420, even_box, merge_boxes
-from veil.mask import Masker, Region
+from veil.mask import PERSON_KEY, Masker, Region
 from veil.types import Faces, check_image
 
 if TYPE_CHECKING:
@@ -278,6 +278,4 @@ def _method_name(region: Region, methods: Any) -> str | None:
     """A face region's own method (an edit list's ``methods``); a person region
     (``--target person``: ``index`` is a row of the people found, not of the faces) takes
     the run's."""
-    from veil.target import PERSON_KEY
-
     return None if region.key >= PERSON_KEY else methods[region.index]

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from veil.errors import ConfigError
-from veil.mask import Masker, Region, union_mask
+from veil.mask import PERSON_KEY, Masker, Region, union_mask
 from veil.types import Faces
 
 __all__ = [
@@ -50,7 +50,6 @@ TARGETS: tuple[str, ...] = ("face", "head", "person")
 #: Head box in face-box units (CenterFace boxes run from the brows to the chin): the
 #: skull and hair reach ~0.6 face heights above the box, the ears ~0.2 widths beside it.
 HEAD_GROW = (0.2, 0.6, 0.2, 0.15)  # left, top, right, bottom
-PERSON_KEY = 1_000_000  # region keys of persons: PERSON_KEY + row (faces keep theirs)
 SCAN_KEY = PERSON_KEY + 500_000  # the scan mask's region
 BODY_KEY = PERSON_KEY + 600_000  # body priors: BODY_KEY + face row
 #: Body prior in face-box units: width (face widths) and how far below the face box it
