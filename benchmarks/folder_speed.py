@@ -21,6 +21,10 @@ Examples::
     python benchmarks/folder_speed.py ../shared/data/faces-street --make-1080p 100
     python benchmarks/folder_speed.py --rgbd --frames 140
     python benchmarks/folder_speed.py --startup --repeat 3
+    python benchmarks/folder_speed.py ../shared/data/coco-person-mini/val2017 \
+        --veil-args --target person
+    python benchmarks/folder_speed.py ../shared/data/identity-lfw158 --limit 90 \
+        --veil-args --method synthetic
 """
 
 from __future__ import annotations
@@ -41,10 +45,16 @@ SUFFIXES = {".jpg", ".jpeg", ".png"}
 
 
 def images_in(folder: Path) -> list[Path]:
-    """Image files of ``folder``, or of ``folder/images`` (the shared data sets' layout)."""
+    """Image files of ``folder``, or of ``folder/images`` (the shared data sets' layout),
+    or of its sub-folders when it has none itself (``<person>/<image>`` identity sets; the
+    file names must then be unique, as they are copied into one folder)."""
     if (folder / "images").is_dir():
         folder = folder / "images"
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in SUFFIXES)
+    if not files:
+        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES)
+        if len({p.name for p in files}) < len(files):
+            sys.exit(f"{folder}: image names repeat across sub-folders")
     if not files:
         sys.exit(f"no images in {folder}")
     return files
