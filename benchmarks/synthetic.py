@@ -26,8 +26,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -35,6 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+import _machine
 from veil.anonymize._landmarks import LandmarkModel, inter_ocular
 from veil.anonymize.base import ANONYMIZERS, Anonymizer
 from veil.boxes import box_iou
@@ -134,8 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         f"# {len(photos)} faces of {len(set(labels))} people, face size median "
         f"{np.median(sizes):.0f} px ({np.min(sizes):.0f}-{np.max(sizes):.0f}); "
         f"{sum(f is not None for f in own)} with checked landmarks on the original; "
-        f"{platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, python {platform.python_version()}"
+        f"CPU: {_machine.describe()}"
     )
     print("# " + " ".join(["python", *sys.argv]))
     header = (

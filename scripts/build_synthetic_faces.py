@@ -9,8 +9,10 @@ exactly as ``scripts/build_mean_face.py`` does, and each identity is averaged. A
 is the average of ``--k`` identities (``--subsets``: random ones; a random anchor and the
 ``k - 1`` identities most like it by mean dlib embedding, so the average keeps a look of its
 own instead of converging on everyone's mean; or ``k / 2`` around each of two random
-people), sharpened, drawn on the average landmark shape of the same identities. A
-candidate is kept only when
+people), drawn on the average landmark shape of the same identities, moved ``--exaggerate``
+times its distance from the average of all identities (texture and shape: a caricature,
+less central, so the faces differ from each other about as much as strangers do) and
+sharpened. A candidate is kept only when
 
 * it is nobody: its dlib embedding is at least 0.6 (dlib's same-person distance) from every
   source photo (stricter than real strangers: a photo's nearest photo of another of the 158
@@ -139,6 +141,13 @@ def main(argv: list[str] | None = None) -> int:
         help="which k identities: random, the k most alike (clusters), k/2 around each of "
         "two random people (pairs), or those three in turn (mixed)",
     )
+    parser.add_argument(
+        "--exaggerate",
+        type=float,
+        default=1.6,
+        help="move each average's texture and shape this many times its distance from the "
+        "average of all identities (1: plain k-Same; above 1: a caricature, less central)",
+    )
     parser.add_argument("--cache", type=Path, default=None, help="reuse the prepared averages")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -149,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     frame = CanonicalFrame(shape, args.size)
     embedder = FaceEmbedder()
     means = np.array([vecs[labels == p].mean(0) for p in people])
+    everyone, _ = mean_texture(prep["textures"], prep["seen"])
+    everyone_shape = prep["shapes"].mean(0)
+    a = args.exaggerate
     rng = np.random.default_rng(args.seed)
     kept: list[dict[str, object]] = []
     embeddings: list[np.ndarray] = []
@@ -159,8 +171,10 @@ def main(argv: list[str] | None = None) -> int:
         near = pick(mode, means, args.k, rng)
         subset = [people[i] for i in near]
         mean, weight = mean_texture(prep["textures"][near], prep["seen"][near])
+        mean = np.clip(everyone + a * (mean - everyone), 0, 255)
         texture = finish(mean, weight < 0.5 * len(near), args.sharpen)
-        shape68 = prep["shapes"][near].mean(0).astype(np.float32)
+        shape68 = prep["shapes"][near].mean(0)
+        shape68 = (everyone_shape + a * (shape68 - everyone_shape)).astype(np.float32)
         v = embed_texture(embedder, on_shape(frame, texture, shape68), shape68)
         d_photo = float(np.linalg.norm(vecs - v, axis=1).min())
         d_person = float(np.linalg.norm(means - v, axis=1).min())
@@ -197,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         "spread": args.spread,
         "subsets": args.subsets,
         "sharpen": args.sharpen,
+        "exaggerate": args.exaggerate,
         "mirrored": True,
         "size": args.size,
         "source": f"{args.data.name}: Labeled Faces in the Wild (research use), averages only",
