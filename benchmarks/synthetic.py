@@ -11,6 +11,11 @@ each method replaces it and we measure, against gaussian blur and pixelate:
   of the output, predicted in the box where the original's checked landmarks were found,
   vs those, mean distance over inter-ocular distance (pose and expression kept); faces
   whose original has no checked landmarks are left out and counted;
+* skin dE: the colour of the cheeks (two landmark polygons between the jaw, the nose, the
+  mouth corners and the lower eyelids; on the original at its checked landmarks, on the
+  output at the landmarks predicted there), median LAB of the output against the
+  original's, CIE76 distance in OpenCV's 8-bit LAB (about 2.5 units of L per 1 L*): a
+  replaced face keeps the person's skin tone when this is small (median and worst face);
 * identity (dlib ResNet, see ``veil.evaluate.identity``): share of outputs within 0.6 of
   their own original, linkage rank-1 (chance 1/n) and re-identification rank-1 against
   the person's other photos (with its chance level); hub@3: share of outputs whose nearest
@@ -105,6 +110,27 @@ def hog_found(hog: Detector, image: np.ndarray, box: np.ndarray) -> bool:
     return len(found) > 0 and float(box_iou(found.xyxy, box[None]).max()) >= 0.3
 
 
+#: cheek polygons of the 68 iBUG points: jaw side, mouth corner, nose side, lower eyelid
+CHEEKS = ((1, 2, 3, 4, 48, 31, 40, 41), (15, 14, 13, 12, 54, 35, 47, 46))
+
+
+def cheek_colour(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Median 8-bit LAB colour of the :data:`CHEEKS` of ``points (68, 2)``."""
+    mask = np.zeros(image.shape[:2], np.uint8)
+    for cheek in CHEEKS:
+        cv2.fillPoly(mask, [np.round(points[list(cheek)]).astype(np.int32)], 1)
+    return np.median(cv2.cvtColor(image, cv2.COLOR_RGB2LAB)[mask.astype(bool)], axis=0)
+
+
+def skin_delta(
+    original: np.ndarray, output: np.ndarray, points: np.ndarray, output_points: np.ndarray
+) -> float:
+    """CIE76 distance (8-bit LAB) between the cheeks' median colours, each face's cheeks
+    where its own landmarks put them."""
+    a, b = cheek_colour(original, points), cheek_colour(output, output_points)
+    return float(np.linalg.norm(a.astype(np.float64) - b))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -137,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("# " + " ".join(["python", *sys.argv]))
     header = (
-        f"| {'method':<16} | faces/s | redetected CF / HOG | landmark err | within 0.6 | "
+        f"| {'method':<16} | faces/s | redetected CF / HOG | landmark err | skin dE med / max | "
+        f"within 0.6 | "
         f"linkage r1 | re-id r1 (chance) | hub@3 | fallbacks |"
     )
     print(header)
@@ -158,17 +185,22 @@ def main(argv: list[str] | None = None) -> int:
             ]
         )
         hog = np.mean([hog_found(hog_detector, o, b) for o, b in zip(outs, boxes, strict=True)])
+        checked = [(im, o, f) for im, o, f in zip(photos, outs, own, strict=True) if f is not None]
+        found = [lmk.predict(o, f.box) for _, o, f in checked]
         errors = [
-            np.linalg.norm(lmk.predict(o, f.box) - f.points, axis=1).mean() / inter_ocular(f.points)
-            for o, f in zip(outs, own, strict=True)
-            if f is not None
+            np.linalg.norm(q - f.points, axis=1).mean() / inter_ocular(f.points)
+            for (_, _, f), q in zip(checked, found, strict=True)
+        ]
+        skin = [
+            skin_delta(im, o, f.points, q) for (im, o, f), q in zip(checked, found, strict=True)
         ]
         anon = np.array([embedder.embed(o, b) for o, b in zip(outs, boxes, strict=True)])
         reid = reidentification(anon, originals, labels)
         fallbacks = getattr(anonymizer, "fallbacks", 0)
         print(
             f"| {name:<16} | {len(outs) / seconds:7.1f} | {redetected:9.2f} / {hog:4.2f} | "
-            f"{np.median(errors):12.3f} | {share_within(anon, originals):10.2f} | "
+            f"{np.median(errors):12.3f} | {np.median(skin):8.1f} / {np.max(skin):5.1f} | "
+            f"{share_within(anon, originals):10.2f} | "
             f"{linkage_rank1(anon, originals):10.3f} | "
             f"{reid.rank1:6.3f} ({reid.chance_rank1:.3f}) | {hubness(anon, originals):5.2f} | "
             f"{fallbacks:9d} |"

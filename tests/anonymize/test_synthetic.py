@@ -237,6 +237,28 @@ def test_pose_and_expression_survive_and_degree_moves_geometry(synthetic: type) 
     assert errors[1.0] > errors[0.0]
 
 
+@dlib_only
+@pytest.mark.parametrize("light", [1.0, 0.45], ids=["as-shot", "darker-skin"])
+def test_replaced_face_keeps_the_persons_skin_tone(synthetic: type, light: float) -> None:
+    from veil.anonymize._warp import skin_patches
+
+    # the photo as shot, and with its face darkened toward a deeper skin tone
+    image = data.astronaut()
+    if light != 1.0:
+        x0, y0, x1, y1 = ASTRONAUT_FACE.astype(int)
+        pad = (x1 - x0) // 2
+        face = image[y0 - pad : y1 + pad, x0 - pad : x1 + pad].astype(np.float32)
+        image = image.copy()
+        image[y0 - pad : y1 + pad, x0 - pad : x1 + pad] = np.round(face * light).astype(np.uint8)
+    out = synthetic(seed=0).apply(image, regions(image))
+
+    def cheeks(im: np.ndarray) -> np.ndarray:
+        mask = skin_patches(landmarks(im, ASTRONAUT_FACE), im.shape[:2])
+        return np.median(cv2.cvtColor(im, cv2.COLOR_RGB2LAB)[mask], axis=0).astype(float)
+
+    assert np.linalg.norm(cheeks(out) - cheeks(image)) < 3  # 8-bit LAB units
+
+
 def test_degree_moves_identity_geometry_but_keeps_expression(synthetic: type) -> None:
     from veil.anonymize._landmarks import apply_affine, similarity
     from veil.anonymize.synthetic import target_shape

@@ -22,6 +22,7 @@ __all__ = [
     "piecewise_affine",
     "poisson_blend",
     "settle_colour",
+    "skin_patches",
     "triangulate",
 ]
 
@@ -138,8 +139,31 @@ def poisson_blend(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -> n
     return np.ascontiguousarray(out[pad:-pad, pad:-pad])
 
 
+#: upper-cheek polygons of the 68 iBUG points (jaw at the nose's height, nose side, lower
+#: eyelid): bare skin on nearly every face, above where a beard or a smile's shadow starts
+UPPER_CHEEKS = ((1, 2, 31, 40, 41), (15, 14, 35, 47, 46))
+
+
+def skin_patches(points68: np.ndarray, hw: tuple[int, int], shrink: float = 0.6) -> np.ndarray:
+    """``bool (h, w)``: the two upper cheeks of a face's 68 landmarks, each shrunk by
+    ``shrink`` about its centre (clear of the eyelid's shadow and the jaw line): its skin
+    tone."""
+    mask = np.zeros(hw, np.uint8)
+    for part in UPPER_CHEEKS:
+        poly = np.asarray(points68, np.float64)[list(part)]
+        poly = poly.mean(0) + shrink * (poly - poly.mean(0))
+        poly = np.round(poly * 16).astype(np.int32)
+        cv2.fillPoly(mask, [poly], 1, lineType=cv2.LINE_8, shift=4)
+    return mask.astype(bool)
+
+
 def settle_colour(
-    result: np.ndarray, original: np.ndarray, skin: np.ndarray, region: np.ndarray, ramp: float
+    result: np.ndarray,
+    original: np.ndarray,
+    skin: np.ndarray,
+    region: np.ndarray,
+    ramp: float,
+    result_skin: np.ndarray | None = None,
 ) -> np.ndarray:
     """``result`` with its median LAB colour over ``skin`` moved to ``original``'s there.
 
@@ -148,13 +172,15 @@ def settle_colour(
     and jaw shadow) that drifts the whole face lighter or darker than the person's skin.
     The shift is applied inside ``region`` with a weight rising from 0 at its edge to 1 at
     ``ramp`` pixels in, so the seamless edge stays seamless. Images RGB ``uint8 (h, w, 3)``,
-    masks ``bool (h, w)``.
+    masks ``bool (h, w)``; ``result_skin`` is where the skin is in ``result`` when the
+    face moved (default ``skin``).
     """
-    if not skin.any():
+    result_skin = skin if result_skin is None else result_skin
+    if not skin.any() or not result_skin.any():
         return result
     res = cv2.cvtColor(result, cv2.COLOR_RGB2LAB).astype(np.float32)
     own = cv2.cvtColor(original, cv2.COLOR_RGB2LAB).astype(np.float32)
-    delta = np.median(own[skin], axis=0) - np.median(res[skin], axis=0)  # teeth, eyes: outliers
+    delta = np.median(own[skin], axis=0) - np.median(res[result_skin], axis=0)
     inside = cv2.distanceTransform(region.astype(np.uint8), cv2.DIST_L2, 3)
     weight = np.clip(inside / max(ramp, 1.0), 0.0, 1.0)[..., None]
     out = np.clip(np.round(res + weight * delta), 0, 255).astype(np.uint8)

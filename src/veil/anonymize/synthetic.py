@@ -36,6 +36,7 @@ from veil.anonymize._warp import (
     match_colour,
     poisson_blend,
     settle_colour,
+    skin_patches,
 )
 from veil.anonymize.base import ANONYMIZERS, Anonymizer, _blend
 from veil.assets import load_mean_face, load_synthetic_faces
@@ -423,7 +424,10 @@ class SyntheticFace(Anonymizer):
         coloured = match_colour(warped, window, target_hull & covered, own_hull)
         if self.blend == "poisson":
             blended = poisson_blend(coloured, window, region)
-            return settle_colour(blended, window, own_hull & region, region, 0.1 * size)
+            own_skin, target_skin = skin_patches(own, hw), skin_patches(target, hw) & region
+            if own_skin.sum() < 16 or target_skin.sum() < 16:  # tiny face: the whole hull
+                own_skin, target_skin = own_hull & region, None
+            return settle_colour(blended, window, own_skin, region, 0.1 * size, target_skin)
         edge = cv2.GaussianBlur(region.astype(np.float32), (0, 0), max(1.0, 0.03 * size))
         alpha = (edge * region)[..., None]
         mixed = alpha * coloured + (1 - alpha) * window
