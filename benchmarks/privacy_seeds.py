@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             link, reid, worst, hub, found = [], [], [], [], {}
             cache: OriginalCache
             for seed in range(args.seeds):
-                out = work / f"{len(link)}-{seed}"
+                out = work / f"{name}-{seed}"
                 anonymize(args.veil, args.data, out, shlex.split(veil_args), seed)
                 report = evaluate_privacy(args.data, out, embedder=embedder, originals=cache)
                 rows = report.leakage

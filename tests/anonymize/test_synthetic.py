@@ -259,6 +259,24 @@ def test_replaced_face_keeps_the_persons_skin_tone(synthetic: type, light: float
     assert np.linalg.norm(cheeks(out) - cheeks(image)) < 3  # 8-bit LAB units
 
 
+@dlib_only
+def test_forehead_stops_at_a_low_hair_line(synthetic: type) -> None:
+    # a dark fringe painted across the forehead, below where the replaced area would reach
+    image = data.astronaut().copy()
+    points = landmarks(image, ASTRONAUT_FACE)
+    brow_top = points[17:27, 1].min()
+    length = points[8, 1] - points[17:27, 1].mean()
+    x0, x1 = round(points[0, 0]), round(points[16, 0])
+    y0, y1 = round(brow_top - 0.45 * length), round(brow_top - 0.2 * length)
+    image[y0:y1, x0:x1] = (60, 40, 30)
+    out = synthetic(seed=0).apply(image, regions(image))
+    fringe = np.abs(out[y0:y1, x0:x1].astype(int) - image[y0:y1, x0:x1]).max(axis=2)
+    assert (fringe <= 2).mean() > 0.95  # the hair is the person's, untouched
+    face = (slice(round(brow_top), round(points[8, 1])), slice(x0, x1))
+    below = np.abs(out.astype(int) - image)[face].mean()
+    assert below > 12  # the face under it is still replaced
+
+
 def test_degree_moves_identity_geometry_but_keeps_expression(synthetic: type) -> None:
     from veil.anonymize._landmarks import apply_affine, similarity
     from veil.anonymize.synthetic import target_shape

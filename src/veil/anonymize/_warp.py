@@ -17,6 +17,7 @@ from veil.anonymize._landmarks import with_forehead
 
 __all__ = [
     "CanonicalFrame",
+    "above_hair_line",
     "face_outline",
     "match_colour",
     "piecewise_affine",
@@ -155,6 +156,53 @@ def skin_patches(points68: np.ndarray, hw: tuple[int, int], shrink: float = 0.6)
         poly = np.round(poly * 16).astype(np.int32)
         cv2.fillPoly(mask, [poly], 1, lineType=cv2.LINE_8, shift=4)
     return mask.astype(bool)
+
+
+def above_hair_line(
+    image: np.ndarray, points68: np.ndarray, region: np.ndarray, skin: np.ndarray, size: float
+) -> np.ndarray:
+    """``bool (h, w)``: the part of ``region`` above the brows from where hair starts.
+
+    The replaced area reaches 0.45 chin-to-brow lengths above the brows, about the hair line
+    of a frontal face with a high one; on a lower hair line, fringe or hat the Poisson solve
+    smears the hair's colour into the new forehead. Above the brows, a pixel of ``image``
+    whose LAB colour is more than 24 units from the median of ``skin`` (``L`` weighted
+    half: light falls across a forehead) is hair; each column (along the brow line, one
+    per 2% of ``size``) is cut from the lowest hair pixel of it and its 4 nearest columns
+    upward. Specks smaller than 3% of ``size`` are ignored. ``image`` RGB
+    ``uint8 (h, w, 3)``; masks ``bool (h, w)``.
+    """
+    out = np.zeros(region.shape, bool)
+    if not skin.any():
+        return out
+    points = np.asarray(points68, np.float64)
+    brows = points[17:27]
+    up = brows.mean(0) - points[8]
+    up /= max(float(np.linalg.norm(up)), 1e-6)
+    side = np.array([-up[1], up[0]])
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
+    d = lab - np.median(lab[skin], axis=0)
+    d[..., 0] *= 0.5
+    hair = (np.linalg.norm(d, axis=2) > 24).astype(np.uint8)
+    k = max(1, round(0.03 * size))
+    hair = cv2.morphologyEx(hair, cv2.MORPH_OPEN, np.ones((k, k), np.uint8)).astype(bool)
+    ys, xs = np.nonzero(region)
+    rel = np.stack([xs, ys], 1) - brows.mean(0)
+    height = rel @ up - float(np.max((brows - brows.mean(0)) @ up))  # > 0: above every brow
+    column = np.floor(rel @ side / max(0.02 * size, 1.0)).astype(np.int64)
+    above = height > 0
+    if not (above & hair[ys, xs]).any():
+        return out
+    column -= column.min()
+    lowest = np.full(column.max() + 1, np.inf)
+    np.minimum.at(lowest, column[above & hair[ys, xs]], height[above & hair[ys, xs]])
+    # a column with no hair between hairy ones is a gap in a fringe, not bare skin: the cut
+    # line is the lowest over 5 neighbouring columns, so no narrow spike pokes into the hair
+    padded = np.pad(lowest, 2, constant_values=np.inf)
+    lowest = np.min(np.lib.stride_tricks.sliding_window_view(padded, 5), axis=1)
+    cut = above & (height >= lowest[column])
+    out[ys[cut], xs[cut]] = True
+    return out
 
 
 def settle_colour(

@@ -32,6 +32,7 @@ from veil.anonymize._landmarks import (
 )
 from veil.anonymize._warp import (
     CanonicalFrame,
+    above_hair_line,
     face_outline,
     match_colour,
     poisson_blend,
@@ -418,15 +419,18 @@ class SyntheticFace(Anonymizer):
         # replaced: forehead up toward the hair line, brows, jaw contour (colour stats above
         # come from the skin hulls only, so hair does not tint the face)
         region = (_hull(face_outline(own), hw) | _hull(face_outline(target), hw)) & covered
+        own_skin = skin_patches(own, hw)
+        if own_skin.sum() >= 16:  # the forehead stops where the person's hair starts
+            region &= ~above_hair_line(window, own, region, own_skin, size)
         region = cv2.erode(region.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
         if region.sum() < 64:
             raise InputError(f"synthetic: face area of {region.sum()} px is too small")
         coloured = match_colour(warped, window, target_hull & covered, own_hull)
         if self.blend == "poisson":
             blended = poisson_blend(coloured, window, region)
-            own_skin, target_skin = skin_patches(own, hw), skin_patches(target, hw) & region
+            target_skin = skin_patches(target, hw) & region
             if own_skin.sum() < 16 or target_skin.sum() < 16:  # tiny face: the whole hull
-                own_skin, target_skin = own_hull & region, None
+                return settle_colour(blended, window, own_hull & region, region, 0.1 * size)
             return settle_colour(blended, window, own_skin, region, 0.1 * size, target_skin)
         edge = cv2.GaussianBlur(region.astype(np.float32), (0, 0), max(1.0, 0.03 * size))
         alpha = (edge * region)[..., None]
