@@ -42,6 +42,8 @@ class Region:
         key: a stable identity for seeding (the track id when tracked, else ``index``).
         box: the face's detected box ``(x0, y0, x1, y1)`` before scaling, for methods that
             need the face itself (landmark-based replacement).
+        tracked: ``key`` is a track id (one person along a video), not a face index that
+            the next image reuses for someone else.
     """
 
     x0: int
@@ -53,6 +55,7 @@ class Region:
     index: int
     key: int
     box: tuple[float, float, float, float] | None = None
+    tracked: bool = False
 
     @property
     def slices(self) -> tuple[slice, slice]:
@@ -119,13 +122,14 @@ class Masker:
         h, w = int(image_shape[0]), int(image_shape[1])
         out = []
         for i in range(len(faces)):
+            tracked = faces.track_id is not None
             key = int(faces.track_id[i]) if faces.track_id is not None else i
             if faces.masks is not None:
                 region = _region_from_mask(faces.masks[i], faces.xyxy[i], i, key)
             else:
                 region = self._shape_region(faces.xyxy[i], (h, w), i, key)
             if region is not None:
-                out.append(region)
+                out.append(replace(region, tracked=True) if tracked else region)
         return out
 
     def _shape_region(

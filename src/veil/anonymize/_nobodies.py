@@ -31,10 +31,12 @@ from veil.errors import ConfigError
 
 __all__ = ["SAME_FACE", "Nobodies", "bend", "signature"]
 
-#: correlation of two :func:`signature` s above which two sightings of a key are taken for
-#: the same face (video frames of one track: > 0.9; different people on the same spot of
-#: centred photos: mostly 0.3-0.8, see docs/synthetic.md)
-SAME_FACE = 0.85
+#: correlation of two :func:`signature` s above which two sightings of an untracked key (a
+#: face index that still images reuse) are taken for the same face (the same photo
+#: re-encoded, darkened or blurred: >= 0.99; different people on the same spot of centred
+#: photos: mostly 0.3-0.8; the same photo with another synthetic face on it: 0.84-0.87,
+#: see docs/synthetic.md). Tracked keys keep their face without this test.
+SAME_FACE = 0.9
 
 
 def signature(aligned: np.ndarray, size: int = 24) -> np.ndarray:

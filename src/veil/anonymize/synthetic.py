@@ -359,7 +359,7 @@ class SyntheticFace(Anonymizer):
             return None
         offset = np.array([wx0, wy0], np.float32)
         points = self.smoother(region.key, points + offset) - offset
-        face = self._texture(region.key, window, points, taken)
+        face = self._texture(region.key, window, points, taken, tracked=region.tracked)
         taken.add(face.index)
         target = target_shape(points, face.shape, self.degree)
         drawn = self._render(window, face.texture, points, target, region.size)
@@ -367,18 +367,26 @@ class SyntheticFace(Anonymizer):
         return drawn[y : y + region.alpha.shape[0], x : x + region.alpha.shape[1]]
 
     def _texture(
-        self, key: int, window: np.ndarray, points: np.ndarray, taken: Collection[int] = ()
+        self,
+        key: int,
+        window: np.ndarray,
+        points: np.ndarray,
+        taken: Collection[int] = (),
+        *,
+        tracked: bool = False,
     ) -> _TrackFace:
-        """This track's face, made once and kept (bounded LRU). Still images reuse face
-        indices as keys: a kept face whose aligned image no longer looks like the one it
-        was made for (:func:`~veil.anonymize._nobodies.signature`) is made again."""
+        """This track's face, made once and kept (bounded LRU): a ``tracked`` key is one
+        person, whose face never changes however their look does (a turn, a shadow). Still
+        images reuse face indices as keys: there a kept face whose aligned image no longer
+        looks like the one it was made for (:func:`~veil.anonymize._nobodies.signature`)
+        is made again."""
         from veil.anonymize._nobodies import SAME_FACE, signature
 
         aligned = self.frame.to_frame(window, points)[0]
         sig = signature(aligned)
         with self._lock:
             entry = self._textures.get(key)
-            if entry is not None and float(entry.signature @ sig) >= SAME_FACE:
+            if entry is not None and (tracked or float(entry.signature @ sig) >= SAME_FACE):
                 self._textures.move_to_end(key)
                 entry.signature = sig  # follow slow changes along a track
                 return entry
