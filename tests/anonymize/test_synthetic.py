@@ -277,6 +277,27 @@ def test_forehead_stops_at_a_low_hair_line(synthetic: type) -> None:
     assert below > 12  # the face under it is still replaced
 
 
+@dlib_only
+def test_a_dark_patch_on_the_forehead_is_not_taken_for_hair(synthetic: type) -> None:
+    # a bare forehead (skin coloured) with a dark bar across it (a glasses frame, a shadow)
+    image = data.astronaut().copy()
+    points = landmarks(image, ASTRONAUT_FACE)
+    length = points[8, 1] - points[17:27, 1].mean()
+    brow_top = points[17:27, 1].min()
+    x0, x1 = round(points[0, 0]), round(points[16, 0])
+    cheek = image[int(points[29, 1]), int(points[2, 0] + points[31, 0]) // 2]
+    image[round(brow_top - 0.5 * length) : round(brow_top - 0.05 * length), x0:x1] = cheek
+    bar = slice(round(brow_top - 0.14 * length), round(brow_top - 0.1 * length))
+    image[bar, x0 + 10 : x1 - 10] = (40, 30, 25)
+    out = synthetic(seed=0).apply(image, regions(image))
+    cx = round(points[17:27, 0].mean())
+    band = (
+        slice(round(brow_top - 0.35 * length), round(brow_top - 0.2 * length)),
+        slice(cx - 15, cx + 15),
+    )
+    assert (np.abs(out.astype(int) - image)[band].sum(2) > 6).mean() > 0.5  # replaced above it
+
+
 def test_degree_moves_identity_geometry_but_keeps_expression(synthetic: type) -> None:
     from veil.anonymize._landmarks import apply_affine, similarity
     from veil.anonymize.synthetic import target_shape

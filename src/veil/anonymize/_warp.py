@@ -167,9 +167,10 @@ def above_hair_line(
     of a frontal face with a high one; on a lower hair line, fringe or hat the Poisson solve
     smears the hair's colour into the new forehead. Above the brows, a pixel of ``image``
     whose LAB colour is more than 24 units from the median of ``skin`` (``L`` weighted
-    half: light falls across a forehead) is hair; each column (along the brow line, one
-    per 2% of ``size``) is cut from the lowest hair pixel of it and its 4 nearest columns
-    upward. Specks smaller than 3% of ``size`` are ignored. ``image`` RGB
+    half: light falls across a forehead) is hair when its patch reaches the top of
+    ``region`` (a glasses frame or a mole on the forehead does not); each column (along the
+    brow line, one per 2% of ``size``) is cut from the lowest hair pixel of it and its 4
+    nearest columns upward. Specks smaller than 3% of ``size`` are ignored. ``image`` RGB
     ``uint8 (h, w, 3)``; masks ``bool (h, w)``.
     """
     out = np.zeros(region.shape, bool)
@@ -190,12 +191,24 @@ def above_hair_line(
     rel = np.stack([xs, ys], 1) - brows.mean(0)
     height = rel @ up - float(np.max((brows - brows.mean(0)) @ up))  # > 0: above every brow
     column = np.floor(rel @ side / max(0.02 * size, 1.0)).astype(np.int64)
-    above = height > 0
-    if not (above & hair[ys, xs]).any():
-        return out
     column -= column.min()
+    above = height > 0
+    # hair is what reaches the top of the area (a hair line, a fringe hanging from it), not
+    # an island on the forehead (a glasses frame, a mole, a shadow)
+    top = np.full(column.max() + 1, -np.inf)
+    np.maximum.at(top, column, height)
+    touching = np.zeros(region.shape, np.uint8)
+    touching[ys[above], xs[above]] = hair[ys[above], xs[above]]
+    count, labels = cv2.connectedComponents(touching, connectivity=8)
+    at_top = (height >= top[column] - 2) & (labels[ys, xs] > 0)
+    keep = np.zeros(count, bool)
+    keep[labels[ys[at_top], xs[at_top]]] = True
+    keep[0] = False
+    is_hair = above & keep[labels[ys, xs]]
+    if not is_hair.any():
+        return out
     lowest = np.full(column.max() + 1, np.inf)
-    np.minimum.at(lowest, column[above & hair[ys, xs]], height[above & hair[ys, xs]])
+    np.minimum.at(lowest, column[is_hair], height[is_hair])
     # a column with no hair between hairy ones is a gap in a fringe, not bare skin: the cut
     # line is the lowest over 5 neighbouring columns, so no narrow spike pokes into the hair
     padded = np.pad(lowest, 2, constant_values=np.inf)
