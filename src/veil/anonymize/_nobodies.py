@@ -24,8 +24,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from veil.anonymize._generators import FaceGenerator
 from veil.anonymize._warp import CanonicalFrame
-from veil.anonymize.synthetic import FaceGenerator
 from veil.assets import SyntheticFaces, load_synthetic_faces
 from veil.errors import ConfigError
 
