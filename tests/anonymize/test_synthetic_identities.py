@@ -4,6 +4,7 @@ replaced area; degree past the synthetic shape."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -217,3 +218,35 @@ def test_the_replaced_area_covers_forehead_and_jaw_contour(synthetic: type) -> N
     jaw = points[4:13].round().astype(int)
     near = [diff[y - 2 : y + 3, x - 2 : x + 3].max() for x, y in jaw]
     assert np.mean(np.asarray(near) > 6) > 0.7
+
+
+@dlib_only
+def test_veil_video_gives_the_moving_face_one_synthetic_face(tmp_path: Path) -> None:
+    """The outer layer: `veil video` replaces the real face in every frame, and the
+    replacement is one face along the track (the same in the first and last frame, where
+    another seed's is another face)."""
+    import av
+
+    from factories import run_cli
+    from video_factory import face_change, face_video
+
+    src, boxes = face_video(tmp_path / "in.mp4", frames=12, size=(320, 240), audio=False)
+    outs = []
+    for seed in (0, 1):
+        out = tmp_path / f"out{seed}.mp4"
+        result = run_cli("video", src, "-o", out, "-m", "synthetic", "--seed", seed, "-q")
+        assert result.exit_code == 0, result.output
+        assert min(face_change(src, out, boxes)) > 8  # the face changed in every frame
+        with av.open(str(out)) as c:
+            outs.append([f.to_ndarray(format="gray").astype(np.float64) for f in c.decode(video=0)])
+
+    def core(frame: np.ndarray, box: np.ndarray) -> np.ndarray:
+        x0, y0, x1, y1 = box
+        dx, dy = (x1 - x0) // 4, (y1 - y0) // 4
+        v = frame[y0 + dy : y1 - dy, x0 + dx : x1 - dx].ravel()
+        return (v - v.mean()) / (v.std() + 1e-6)
+
+    first, last = core(outs[0][0], boxes[0]), core(outs[0][-1], boxes[-1])
+    other = core(outs[1][-1], boxes[-1])
+    same, different = float(np.mean(first * last)), float(np.mean(first * other))
+    assert same > 0.8 and same > different + 0.1, (same, different)
