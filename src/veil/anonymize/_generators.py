@@ -18,7 +18,16 @@ from veil.anonymize._warp import CanonicalFrame
 from veil.errors import ConfigError
 from veil.registry import Registry
 
-__all__ = ["GENERATORS", "FaceGenerator", "GalleryFace", "MeanFace"]
+__all__ = ["GENERATORS", "FaceGenerator", "GalleryFace", "MeanFace", "bend"]
+
+
+def bend(texture: np.ndarray, rng: np.random.Generator, amount: float) -> np.ndarray:
+    """``texture (S, S, 3)`` bent by a smooth random warp of ``amount * S`` pixels."""
+    s = texture.shape[0]
+    coarse = rng.standard_normal((2, 3, 3)).astype(np.float32) * np.float32(amount * s)
+    dx, dy = (cv2.resize(c, (s, s), interpolation=cv2.INTER_CUBIC) for c in coarse)
+    ys, xs = np.mgrid[0:s, 0:s].astype(np.float32)
+    return cv2.remap(texture, xs + dx, ys + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
 class FaceGenerator:
@@ -75,13 +84,7 @@ class MeanFace(FaceGenerator):
         self.warp = float(warp)
 
     def generate(self, aligned: np.ndarray, key: int, rng: np.random.Generator) -> np.ndarray:
-        s = self.frame.size
-        coarse = rng.standard_normal((2, 3, 3)).astype(np.float32) * np.float32(self.warp * s)
-        dx, dy = (cv2.resize(c, (s, s), interpolation=cv2.INTER_CUBIC) for c in coarse)
-        ys, xs = np.mgrid[0:s, 0:s].astype(np.float32)
-        return cv2.remap(
-            self.texture, xs + dx, ys + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
-        )
+        return bend(self.texture, rng, self.warp)
 
 
 class GalleryFace(FaceGenerator):

@@ -24,7 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from veil.anonymize._generators import FaceGenerator
+from veil.anonymize._generators import FaceGenerator, bend
 from veil.anonymize._warp import CanonicalFrame
 from veil.assets import SyntheticFaces, load_synthetic_faces
 from veil.errors import ConfigError
@@ -49,15 +49,6 @@ def signature(aligned: np.ndarray, size: int = 24) -> np.ndarray:
     v = grey.astype(np.float32).ravel()
     v -= v.mean()
     return v / max(float(np.linalg.norm(v)), 1e-6)
-
-
-def bend(texture: np.ndarray, rng: np.random.Generator, amount: float) -> np.ndarray:
-    """``texture (S, S, 3)`` bent by a smooth random warp of ``amount * S`` pixels."""
-    s = texture.shape[0]
-    coarse = rng.standard_normal((2, 3, 3)).astype(np.float32) * np.float32(amount * s)
-    dx, dy = (cv2.resize(c, (s, s), interpolation=cv2.INTER_CUBIC) for c in coarse)
-    ys, xs = np.mgrid[0:s, 0:s].astype(np.float32)
-    return cv2.remap(texture, xs + dx, ys + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
 class Nobodies(FaceGenerator):
