@@ -93,6 +93,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strangers", type=Path, default=None)
     parser.add_argument("--stranger-count", type=int, default=60)
     args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error(f"--seeds must be at least 1, got {args.seeds}")
+    if not args.data.is_dir():
+        parser.error(f"{args.data}: not a folder")
+    if args.strangers is not None and not args.strangers.is_dir():
+        parser.error(f"--strangers {args.strangers}: not a folder")
+    bad = [r for r in args.run if "=" not in r or not r.split("=", 1)[0].strip()]
+    if bad:
+        parser.error(f"--run {bad[0]!r}: expected NAME=ARGS, e.g. 'synthetic=-m synthetic'")
     runs = [tuple(r.split("=", 1)) for r in args.run] or [("synthetic", "-m synthetic")]
     work = Path(tempfile.mkdtemp(prefix="veil-privacy-seeds-"))
     try:

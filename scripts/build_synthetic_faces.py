@@ -151,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=None, help="reuse the prepared averages")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.exaggerate < 0:
+        parser.error(f"--exaggerate must be >= 0 (1: plain k-Same), got {args.exaggerate}")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     prep = prepared(args.data, args.size, args.cache)
     shape, vecs, labels = prep["shape"], prep["vecs"], prep["names"]

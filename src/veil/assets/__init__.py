@@ -10,6 +10,7 @@ embedding space) it lies from every source photo.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -49,9 +50,20 @@ class MeanFace:
 
     def save(self, path: str | Path) -> None:
         """Write ``texture``, ``shape`` and ``meta`` (as JSON) to a compressed ``.npz``."""
-        np.savez_compressed(
-            path, texture=self.texture, shape=self.shape, meta=np.array(json.dumps(self.meta))
-        )
+        _save_npz(path, texture=self.texture, shape=self.shape, meta=self.meta)
+
+
+def _save_npz(path: str | Path, *, meta: dict[str, Any], **arrays: np.ndarray) -> None:
+    """``arrays`` and ``meta`` (as JSON) in a compressed ``.npz`` at ``path``, written to a
+    temporary file beside it first, so an interrupted build never leaves half an asset."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.npz")  # savez adds .npz to other names
+    try:
+        payload: dict[str, Any] = {**arrays, "meta": np.array(json.dumps(meta))}
+        np.savez_compressed(tmp, **payload)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def load_mean_face(path: str | Path | None = None) -> MeanFace:
@@ -96,13 +108,13 @@ class SyntheticFaces:
 
     def save(self, path: str | Path) -> None:
         """Write every array and ``meta`` (as JSON) to a compressed ``.npz``."""
-        np.savez_compressed(
+        _save_npz(
             path,
             textures=self.textures,
             shapes=self.shapes,
             embeddings=self.embeddings,
             shape=self.shape,
-            meta=np.array(json.dumps(self.meta)),
+            meta=self.meta,
         )
 
 
