@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -74,3 +75,21 @@ def service_page(browser: Any, url: str, token: str) -> tuple[Any, list[str]]:
     page.dispatch_event("#token", "change")
     expect(page.locator("#status")).to_have_text("Ready.", timeout=20_000)
     return page, external
+
+
+@contextmanager
+def served_chromium(served: Any, profile: Path, **options: Any) -> Iterator[tuple[str, Any]]:
+    """Enter ``served`` (a ``serve(...)`` context of the service tests) and start Chromium
+    with ``profile`` (``options`` as for :func:`chromium`); yields ``(url, browser)`` and
+    removes the profile afterwards."""
+    from playwright import sync_api
+
+    try:
+        with (
+            served as (url, _),
+            sync_api.sync_playwright() as p,
+            chromium(p, profile, **options) as browser,
+        ):
+            yield url, browser
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)

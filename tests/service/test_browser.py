@@ -8,7 +8,6 @@ Skipped when Playwright or ``/usr/bin/chromium`` is missing
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from browser import CHROMIUM, NO_CHROMIUM, artifacts_dir, chromium, download, service_page
+from browser import CHROMIUM, NO_CHROMIUM, artifacts_dir, download, served_chromium, service_page
 from factories import decode_image, face_on_canvas, two_people
 from veil.service import ServiceSettings
 
@@ -34,14 +33,9 @@ def test_page_anonymizes_and_downloads_a_face(serve: Any, tmp_path: Path) -> Non
     source = tmp_path / "face.png"
     Image.fromarray(image).save(source)
     artifacts = artifacts_dir(tmp_path)
-    profile = tmp_path / "profile"
 
     settings = ServiceSettings(token=TOKEN, work_dir=tmp_path)
-    with (
-        serve(settings) as (url, _),
-        sync_api.sync_playwright() as p,
-        chromium(p, profile) as browser,
-    ):
+    with served_chromium(serve(settings), tmp_path / "profile") as (url, browser):
         page, external = service_page(browser, url, TOKEN)
         page.select_option("#method", "pixelate")
         page.set_input_files("#files", str(source))
@@ -59,7 +53,6 @@ def test_page_anonymizes_and_downloads_a_face(serve: Any, tmp_path: Path) -> Non
     diff = np.abs(out.astype(int) - image.astype(int))
     assert diff[y0:y1, x0:x1].mean() > 10  # the face changed
     assert diff[:, 250:].max() == 0  # far from the face nothing did
-    shutil.rmtree(profile, ignore_errors=True)
 
 
 def test_page_keeps_the_person_of_a_reference_photo(serve: Any, tmp_path: Path) -> None:
@@ -70,14 +63,9 @@ def test_page_keeps_the_person_of_a_reference_photo(serve: Any, tmp_path: Path) 
     Image.fromarray(scene).save(tmp_path / "scene.png")
     Image.fromarray(face_on_canvas(canvas=(300, 400), seed=7)[0]).save(tmp_path / "ada.png")
     artifacts = artifacts_dir(tmp_path)
-    profile = tmp_path / "profile"
 
     settings = ServiceSettings(token=TOKEN, work_dir=tmp_path)
-    with (
-        serve(settings) as (url, _),
-        sync_api.sync_playwright() as p,
-        chromium(p, profile) as browser,
-    ):
+    with served_chromium(serve(settings), tmp_path / "profile") as (url, browser):
         page, _ = service_page(browser, url, TOKEN)
         page.set_input_files("#keep", str(tmp_path / "ada.png"))
         page.select_option("#consent-mode", "keep")
@@ -95,7 +83,6 @@ def test_page_keeps_the_person_of_a_reference_photo(serve: Any, tmp_path: Path) 
     assert diff[y0:y1, x0:x1].max() == 0  # the consenting person: exactly as they were
     x0, y0, x1, y1 = c_box.astype(int)
     assert diff[y0:y1, x0:x1].mean() > 8  # the other person: anonymized
-    shutil.rmtree(profile, ignore_errors=True)
 
 
 def test_page_hides_whole_heads_when_asked(serve: Any, tmp_path: Path) -> None:
@@ -107,11 +94,7 @@ def test_page_hides_whole_heads_when_asked(serve: Any, tmp_path: Path) -> None:
     settings = ServiceSettings(token=TOKEN, work_dir=tmp_path)
     hair = (slice(6, 16), slice(145, 160))  # above the face box (y0 = 33), inside the head
     assert box[1] > hair[0].stop
-    with (
-        serve(settings) as (url, _),
-        sync_api.sync_playwright() as p,
-        chromium(p, tmp_path / "profile") as browser,
-    ):
+    with served_chromium(serve(settings), tmp_path / "profile") as (url, browser):
         page, _ = service_page(browser, url, TOKEN)
         page.select_option("#method", "pixelate")
         page.select_option("#target", "head")

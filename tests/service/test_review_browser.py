@@ -8,7 +8,6 @@ Skipped like tests/service/test_browser.py when Playwright or Chromium is missin
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,14 @@ import av
 import numpy as np
 import pytest
 
-from browser import CHROMIUM, NO_CHROMIUM, artifacts_dir, chromium, download, watch_requests
+from browser import (
+    CHROMIUM,
+    NO_CHROMIUM,
+    artifacts_dir,
+    download,
+    served_chromium,
+    watch_requests,
+)
 from veil.review import VideoReview
 from veil.service import ServiceSettings
 from video_factory import face_video
@@ -47,13 +53,10 @@ def test_review_page_adds_removes_and_renders(serve: Any, tmp_path: Path) -> Non
     session = VideoReview.prepare(src, work=tmp_path / "work")
     face = next(f for f in session.faces(10) if f.get("track_id") is not None)
     artifacts = artifacts_dir(tmp_path)
-    profile = tmp_path / "profile"
     settings = ServiceSettings(token=TOKEN, work_dir=tmp_path)
-    with (
-        serve(settings, session) as (url, _),
-        sync_api.sync_playwright() as p,
-        chromium(p, profile, viewport={"width": 1280, "height": 900}) as browser,
-    ):
+    with served_chromium(
+        serve(settings, session), tmp_path / "profile", viewport={"width": 1280, "height": 900}
+    ) as (url, browser):
         page = browser.new_page()
         external = watch_requests(page, url)
         page.goto(f"{url}/review#token={TOKEN}")
@@ -105,7 +108,6 @@ def test_review_page_adds_removes_and_renders(serve: Any, tmp_path: Path) -> Non
         kept = np.abs(a[k][fy0:fy1, fx0:fx1] - b[k][fy0:fy1, fx0:fx1])
         assert drawn.mean() > 10, (k, drawn.mean())  # the drawn box was anonymized
         assert kept.mean() < 4, (k, kept.mean())  # the removed face was left as it was
-    shutil.rmtree(profile, ignore_errors=True)
 
 
 def _centre(box: list[float]) -> tuple[float, float]:
@@ -126,12 +128,11 @@ def test_review_page_on_a_photo_folder(serve: Any, tmp_path: Path) -> None:
     Image.fromarray(noise).save(folder / "empty.png")
     session = PhotoReview.prepare(folder, work=tmp_path / "work", output=tmp_path / "out")
     artifacts = artifacts_dir(tmp_path)
-    profile = tmp_path / "profile"
-    with (
-        serve(ServiceSettings(work_dir=tmp_path), session) as (url, _),
-        sync_api.sync_playwright() as p,
-        chromium(p, profile, viewport={"width": 1280, "height": 900}) as browser,
-    ):
+    with served_chromium(
+        serve(ServiceSettings(work_dir=tmp_path), session),
+        tmp_path / "profile",
+        viewport={"width": 1280, "height": 900},
+    ) as (url, browser):
         page = browser.new_page()
         page.goto(f"{url}/review")  # loopback without a token
         sync_api.expect(page.locator("#status")).to_have_text("Ready.", timeout=20_000)
@@ -158,4 +159,3 @@ def test_review_page_on_a_photo_folder(serve: Any, tmp_path: Path) -> None:
     out_face = np.asarray(Image.open(tmp_path / "out" / "face.png")).astype(int)
     x0, y0, x1, y1 = box.astype(int)
     assert np.abs(out_face - image)[y0:y1, x0:x1].mean() > 10  # detected face anonymized
-    shutil.rmtree(profile, ignore_errors=True)
