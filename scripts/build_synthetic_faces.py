@@ -11,7 +11,7 @@ is the average of ``--k`` identities (``--subsets``: random ones; a random ancho
 own instead of converging on everyone's mean; or ``k / 2`` around each of two random
 people), drawn on the average landmark shape of the same identities, moved ``--exaggerate``
 times its distance from the average of all identities (texture and shape: a caricature,
-less central, so the faces differ from each other about as much as strangers do) and
+less central, so the faces differ more from each other) and
 sharpened. A candidate is kept only when
 
 * it is nobody: its dlib embedding is at least 0.6 (dlib's same-person distance) from every
